@@ -1,0 +1,5 @@
+"""Entry point for ``python -m geofleetd``."""
+
+from geofleetd.cli import main
+
+raise SystemExit(main())
