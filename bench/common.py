@@ -364,7 +364,7 @@ def pipe(
         str(port),
         "--pipe",
         "--pipe-timeout",
-        str(int(min(timeout, 600))),
+        str(int(min(timeout, 60))),  # give up after 60 s without any reply
     ]
     with path.open("rb") as stdin, err_path.open("wb") as stderr:
         t0 = time.perf_counter()
@@ -387,6 +387,11 @@ def pipe(
         raise BenchError(
             f"redis-cli --pipe {path.name} exited {proc.returncode} "
             f"without a summary: {text.strip()[-300:]} {' | '.join(first)}"
+        )
+    if "Last reply received" not in text:
+        raise BenchError(
+            f"redis-cli --pipe {path.name} never got its closing ECHO back "
+            f"(the server must answer ECHO with a bulk string): {text.strip()[-300:]}"
         )
     return PipeResult(commands, seconds, int(m.group(2)), int(m.group(1)), first)
 
