@@ -1,0 +1,664 @@
+"""Object commands: SET FSET FGET GET DEL PDEL DROP RENAME RENAMENX EXISTS FEXISTS
+TYPE TTL EXPIRE PERSIST JSET JGET JDEL, and ``apply_record`` for log replay.
+
+Every write appends the full new state of what it changed as one change record
+(docs/internals.md) and journals what it replaced, so a failed commit can undo it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from geofleetd.commands.base import (
+    Ctx,
+    Json,
+    WrongArgs,
+    command,
+    field_text,
+    field_value,
+    fields_resp,
+    invalid,
+    parse_float,
+    parse_int,
+    parse_lat,
+    parse_lon,
+)
+from geofleetd.errors import ID_NOT_FOUND, KEY_NOT_FOUND, GeofleetError
+from geofleetd.geometry import geohash
+from geofleetd.geometry.fmt import fnum
+from geofleetd.geometry.geojson import parse_geojson, point_json
+from geofleetd.protocol.jsonout import Raw
+from geofleetd.protocol.resp import OK, Simple
+from geofleetd.store.collection import Collection, Fields, ObjRecord, glob_match
+from geofleetd.store.database import Database
+
+_POINT = ("POINT", "point", "Point")
+
+
+def _write_object(
+    ctx: Ctx,
+    key: str,
+    oid: str,
+    rec: ObjRecord,
+    new_fields: list[tuple[str, float | str]] | None,
+    expire_at: float | None,
+    command_name: str = "set",
+) -> None:
+    """Store ``rec`` at key/id, merging fields, and report the change."""
+    db = ctx.db
+    col = db.cols.get(key) or db.get_or_create(key)
+    cap = col.capture(oid) if db.journaling else None
+    db.note_object(key, col, oid, cap)
+    if ctx.server.fences_watch(key):
+        ctx.notes.append((command_name, key, oid, col.obj_record(oid)))
+    col.set_object(oid, rec)
+    fields = col.fields.get(oid)
+    if new_fields:
+        if fields is None:
+            fields = col.fields[oid] = {}
+        for name, value in new_fields:
+            if value == 0.0:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+        if not fields:
+            del col.fields[oid]
+            fields = None
+    if expire_at is not None:
+        db.set_expire(col, key, oid, expire_at)
+    elif col.expires:
+        col.expires.pop(oid, None)
+    ctx.changes.append(["set", key, oid, rec, fields or None, expire_at])
+
+
+@command("SET", write=True)
+def cmd_set(ctx: Ctx, args: list[str]) -> object:
+    # fast path: SET key id POINT lat lon
+    if len(args) == 6 and args[3] in _POINT:
+        lat = parse_lat(args[4])
+        lon = parse_lon(args[5])
+        _write_object(ctx, args[1], args[2], ("p", lat, lon), None, None)
+        return Json() if ctx.json else OK
+
+    n = len(args)
+    if n < 3:
+        raise WrongArgs("set")
+    key, oid = args[1], args[2]
+    new_fields: list[tuple[str, float | str]] = []
+    expire: float | None = None
+    nx = xx = False
+    rec: ObjRecord | None = None
+    i = 3
+    while i < n:
+        word = args[i].upper()
+        if word == "FIELD":
+            if i + 2 >= n:
+                raise WrongArgs("set")
+            name = args[i + 1]
+            if name.upper() in ("Z", "LAT", "LON", "LNG"):
+                raise invalid(name)
+            new_fields.append((name, field_value(args[i + 2])))
+            i += 3
+        elif word == "EX":
+            if expire is not None or i + 1 >= n:
+                raise WrongArgs("set") if i + 1 >= n else invalid(args[i])
+            secs = parse_float(args[i + 1])
+            expire = ctx.now + secs
+            i += 2
+        elif word in ("NX", "XX"):
+            if nx or xx:
+                raise invalid(args[i])
+            nx, xx = word == "NX", word == "XX"
+            i += 1
+        else:
+            rec, i = _parse_object(args, i)
+            if i != n:
+                raise invalid(args[i])
+    if rec is None:
+        raise WrongArgs("set")
+
+    col = ctx.db.cols.get(key)
+    exists = col is not None and _live(ctx, col, oid)
+    if nx and exists:
+        if ctx.json:
+            raise GeofleetError("id already exists")
+        return None
+    if xx and not exists:
+        if ctx.json:
+            raise GeofleetError(ID_NOT_FOUND)
+        return None
+    if col is not None and not exists and oid in col:
+        _expire_now(ctx, key, col, oid)
+    _write_object(ctx, key, oid, rec, new_fields, expire)
+    return Json() if ctx.json else OK
+
+
+def _parse_object(args: list[str], i: int) -> tuple[ObjRecord, int]:
+    """Parse POINT/BOUNDS/OBJECT/HASH/STRING at ``args[i]``; return (record, next)."""
+    n = len(args)
+    word = args[i].upper()
+    if word == "POINT":
+        if i + 2 >= n:
+            raise WrongArgs("set")
+        lat, lon = parse_lat(args[i + 1]), parse_lon(args[i + 2])
+        if i + 3 < n:
+            z = parse_float(args[i + 3])
+            return ("p", lat, lon, z), i + 4
+        return ("p", lat, lon), i + 3
+    if word == "BOUNDS":
+        if i + 4 >= n:
+            raise WrongArgs("set")
+        minlat, minlon = parse_lat(args[i + 1]), parse_lon(args[i + 2])
+        maxlat, maxlon = parse_lat(args[i + 3]), parse_lon(args[i + 4])
+        if minlat > maxlat or minlon > maxlon:
+            raise GeofleetError(
+                "invalid bounds: min must not exceed max "
+                "(bounds crossing the antimeridian are not supported)"
+            )
+        ring = [
+            [minlon, minlat],
+            [maxlon, minlat],
+            [maxlon, maxlat],
+            [minlon, maxlat],
+            [minlon, minlat],
+        ]
+        text = json.dumps({"type": "Polygon", "coordinates": [ring]})
+        return ("g", parse_geojson(text).text), i + 5
+    if word == "OBJECT":
+        if i + 1 >= n:
+            raise WrongArgs("set")
+        shape = parse_geojson(args[i + 1])
+        if shape.kind == "Point" and shape.properties is None:
+            coords = json.loads(shape.text)["coordinates"]
+            if len(coords) > 2:
+                return ("p", float(coords[1]), float(coords[0]), float(coords[2])), i + 2
+            return ("p", float(coords[1]), float(coords[0])), i + 2
+        return ("g", shape.text), i + 2
+    if word == "HASH":
+        if i + 1 >= n:
+            raise WrongArgs("set")
+        lat, lon = geohash.decode(args[i + 1])
+        return ("p", lat, lon), i + 2
+    if word == "STRING":
+        if i + 1 >= n:
+            raise WrongArgs("set")
+        return ("s", args[i + 1]), i + 2
+    raise invalid(args[i])
+
+
+def _live(ctx: Ctx, col: Collection, oid: str) -> bool:
+    if oid not in col:
+        return False
+    if col.expires:
+        at = col.expires.get(oid)
+        if at is not None and at <= ctx.now:
+            return False
+    return True
+
+
+def _expire_now(ctx: Ctx, key: str, col: Collection, oid: str) -> None:
+    """Remove an object whose time is up but that the sweep has not reached."""
+    delete_object(ctx, key, col, oid, "del")
+
+
+def delete_object(ctx: Ctx, key: str, col: Collection, oid: str, cmd: str) -> None:
+    db = ctx.db
+    db.note_object(key, col, oid, col.capture(oid) if db.journaling else None)
+    if ctx.server.fences_watch(key):
+        ctx.notes.append((cmd, key, oid, col.obj_record(oid)))
+    col.delete(oid)
+    ctx.changes.append(["del", key, oid])
+    db.drop_if_empty(key, col)
+
+
+def get_live(ctx: Ctx, key: str, oid: str) -> tuple[Collection | None, bool]:
+    col = ctx.db.cols.get(key)
+    if col is None:
+        return None, False
+    return col, _live(ctx, col, oid)
+
+
+def _not_found(ctx: Ctx, message: str, resp_value: object = None) -> object:
+    if ctx.json:
+        raise GeofleetError(message)
+    return resp_value
+
+
+@command("GET")
+def cmd_get(ctx: Ctx, args: list[str]) -> object:
+    n = len(args)
+    if n < 3:
+        raise WrongArgs("get")
+    key, oid = args[1], args[2]
+    withfields = False
+    i = 3
+    if i < n and args[i].upper() == "WITHFIELDS":
+        withfields = True
+        i += 1
+    kind = "OBJECT"
+    precision = 0
+    if i < n:
+        kind = args[i].upper()
+        if kind == "HASH":
+            if i + 1 >= n:
+                raise WrongArgs("get")
+            precision = parse_int(args[i + 1])
+            if not 1 <= precision <= 12:
+                raise invalid(args[i + 1])
+            i += 2
+        elif kind in ("OBJECT", "POINT", "BOUNDS"):
+            i += 1
+        else:
+            raise invalid(args[i])
+    if i < n and args[i].upper() == "WITHFIELDS" and not withfields:
+        withfields = True
+        i += 1
+    if i != n:
+        raise WrongArgs("get")
+
+    col, live = get_live(ctx, key, oid)
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND)
+    if not live:
+        return _not_found(ctx, ID_NOT_FOUND)
+    fields = col.fields.get(oid) if withfields else None
+    string = col.strings.get(oid)
+    if ctx.json:
+        body = Json()
+        if kind == "OBJECT":
+            body["object"] = string if string is not None else Raw(col.object_json(oid))
+        elif string is not None:
+            raise GeofleetError("not a geometry object")  # strings have no geometry
+        elif kind == "POINT":
+            lat, lon = col.center(oid)  # type: ignore[misc]
+            body["point"] = {"lat": lat, "lon": lon}
+        elif kind == "BOUNDS":
+            b = col.bbox(oid)
+            assert b is not None
+            body["bounds"] = {
+                "sw": {"lat": b[0], "lon": b[1]},
+                "ne": {"lat": b[2], "lon": b[3]},
+            }
+        else:
+            lat, lon = col.center(oid)  # type: ignore[misc]
+            body["hash"] = geohash.encode(lat, lon, precision)
+        if withfields and fields:
+            body["fields"] = dict(sorted(fields.items()))
+        return body
+
+    value: object
+    if kind == "OBJECT":
+        value = string if string is not None else col.object_json(oid)
+    elif string is not None:
+        raise GeofleetError("not a geometry object")
+    elif kind == "POINT":
+        lat, lon = col.center(oid)  # type: ignore[misc]
+        zval = col.z.get(oid) if col.z else None
+        value = [fnum(lat), fnum(lon)] + ([fnum(zval)] if zval is not None else [])
+    elif kind == "BOUNDS":
+        b = col.bbox(oid)
+        assert b is not None
+        value = [[fnum(b[0]), fnum(b[1])], [fnum(b[2]), fnum(b[3])]]
+    else:
+        lat, lon = col.center(oid)  # type: ignore[misc]
+        value = geohash.encode(lat, lon, precision)
+    if withfields and fields:
+        return [value, fields_resp(fields)]
+    return value
+
+
+@command("DEL", write=True)
+def cmd_del(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 3:
+        raise WrongArgs("del")
+    key, oid = args[1], args[2]
+    col, live = get_live(ctx, key, oid)
+    if col is not None and oid in col:
+        delete_object(ctx, key, col, oid, "del")
+    if ctx.json:
+        return Json()
+    return 1 if live else 0
+
+
+@command("PDEL", write=True)
+def cmd_pdel(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 3:
+        raise WrongArgs("pdel")
+    key, pattern = args[1], args[2]
+    col = ctx.db.cols.get(key)
+    count = 0
+    if col is not None:
+        victims = [oid for oid in col.sorted_ids() if glob_match(pattern, oid)]
+        for oid in victims:
+            if _live(ctx, col, oid):
+                count += 1
+            delete_object(ctx, key, col, oid, "del")
+    if ctx.json:
+        return Json()
+    return count
+
+
+@command("DROP", write=True)
+def cmd_drop(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 2:
+        raise WrongArgs("drop")
+    key = args[1]
+    existed = key in ctx.db.cols
+    if existed:
+        ctx.db.note_cols()
+        if ctx.server.fences_watch(key):
+            ctx.notes.append(("drop", key, None, None))
+        del ctx.db.cols[key]
+        ctx.changes.append(["drop", key])
+    if ctx.json:
+        return Json()
+    return 1 if existed else 0
+
+
+def _rename(ctx: Ctx, args: list[str], nx: bool) -> object:
+    name = "renamenx" if nx else "rename"
+    if len(args) != 3:
+        raise WrongArgs(name)
+    old, new = args[1], args[2]
+    db = ctx.db
+    if old not in db.cols:
+        raise GeofleetError(KEY_NOT_FOUND)
+    if ctx.server.key_has_channels(old) or ctx.server.key_has_channels(new):
+        raise GeofleetError("key has channels set")
+    if nx and new in db.cols:
+        return Json() if ctx.json else 0
+    db.note_cols()
+    db.cols[new] = db.cols.pop(old)
+    ctx.changes.append(["rename", old, new])
+    if ctx.json:
+        return Json()
+    return 1 if nx else OK
+
+
+@command("RENAME", write=True)
+def cmd_rename(ctx: Ctx, args: list[str]) -> object:
+    return _rename(ctx, args, False)
+
+
+@command("RENAMENX", write=True)
+def cmd_renamenx(ctx: Ctx, args: list[str]) -> object:
+    return _rename(ctx, args, True)
+
+
+@command("EXISTS")
+def cmd_exists(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 3:
+        raise WrongArgs("exists")
+    _, live = get_live(ctx, args[1], args[2])
+    return Json(exists=live) if ctx.json else int(live)
+
+
+@command("FEXISTS")
+def cmd_fexists(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 4:
+        raise WrongArgs("fexists")
+    col, live = get_live(ctx, args[1], args[2])
+    found = bool(live and col is not None and args[3] in col.fields.get(args[2], {}))
+    return Json(exists=found) if ctx.json else int(found)
+
+
+@command("TYPE")
+def cmd_type(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 2:
+        raise WrongArgs("type")
+    kind = "hash" if args[1] in ctx.db.cols else "none"
+    return Json(type=kind) if ctx.json else Simple(kind)
+
+
+@command("FSET", write=True)
+def cmd_fset(ctx: Ctx, args: list[str]) -> object:
+    n = len(args)
+    if n < 5:
+        raise WrongArgs("fset")
+    key, oid = args[1], args[2]
+    i = 3
+    xx = False
+    if args[i].upper() == "XX":
+        xx = True
+        i += 1
+    pairs = args[i:]
+    if not pairs or len(pairs) % 2:
+        raise WrongArgs("fset")
+    col, live = get_live(ctx, key, oid)
+    if col is None or not live:
+        if xx:
+            return Json() if ctx.json else 0
+        raise GeofleetError(KEY_NOT_FOUND if col is None else ID_NOT_FOUND)
+    current = col.fields.get(oid) or {}
+    updates: list[tuple[str, float | str]] = []
+    changed = 0
+    for j in range(0, len(pairs), 2):
+        name, value = pairs[j], field_value(pairs[j + 1])
+        if name.upper() in ("Z", "LAT", "LON", "LNG"):
+            raise invalid(name)
+        if current.get(name, 0.0) != value:
+            changed += 1
+        updates.append((name, value))
+    rec = col.obj_record(oid)
+    assert rec is not None
+    _write_object(ctx, key, oid, rec, updates, col.expires.get(oid), "fset")
+    return Json() if ctx.json else changed
+
+
+@command("FGET")
+def cmd_fget(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 4:
+        raise WrongArgs("fget")
+    col, live = get_live(ctx, args[1], args[2])
+    if col is None:
+        raise GeofleetError(KEY_NOT_FOUND)
+    if not live:
+        raise GeofleetError(ID_NOT_FOUND)
+    value = (col.fields.get(args[2]) or {}).get(args[3], 0.0)
+    if ctx.json:
+        return Json(value=value)
+    return field_text(value)
+
+
+@command("TTL")
+def cmd_ttl(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 3:
+        raise WrongArgs("ttl")
+    col, live = get_live(ctx, args[1], args[2])
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND, -2)
+    if not live:
+        return _not_found(ctx, ID_NOT_FOUND, -2)
+    at = col.expires.get(args[2])
+    if at is None:
+        return Json(ttl=-1) if ctx.json else -1
+    remaining = max(0.0, at - ctx.now)
+    return Json(ttl=round(remaining, 3)) if ctx.json else int(remaining)
+
+
+@command("EXPIRE", write=True)
+def cmd_expire(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 4:
+        raise WrongArgs("expire")
+    secs = parse_float(args[3])
+    col, live = get_live(ctx, args[1], args[2])
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND, 0)
+    if not live:
+        return _not_found(ctx, ID_NOT_FOUND, 0)
+    rec = col.obj_record(args[2])
+    assert rec is not None
+    _write_object(ctx, args[1], args[2], rec, None, ctx.now + secs, "expire")
+    return Json() if ctx.json else 1
+
+
+@command("PERSIST", write=True)
+def cmd_persist(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 3:
+        raise WrongArgs("persist")
+    col, live = get_live(ctx, args[1], args[2])
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND, 0)
+    if not live:
+        return _not_found(ctx, ID_NOT_FOUND, 0)
+    if args[2] not in col.expires:
+        return Json() if ctx.json else 0
+    rec = col.obj_record(args[2])
+    assert rec is not None
+    _write_object(ctx, args[1], args[2], rec, None, None, "persist")
+    return Json() if ctx.json else 1
+
+
+# -- JSON documents stored as string objects -----------------------------------
+
+
+def _jpath_get(doc: Any, path: str) -> Any:
+    cur = doc
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            raise KeyError(path)
+    return cur
+
+
+def _jvalue(raw: str, mode: str) -> Any:
+    if mode == "STR":
+        return raw
+    if mode == "RAW":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise GeofleetError(f"invalid json: {raw}") from None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if not isinstance(value, dict | list) else raw
+
+
+def _jdump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@command("JGET")
+def cmd_jget(ctx: Ctx, args: list[str]) -> object:
+    if len(args) not in (3, 4, 5):
+        raise WrongArgs("jget")
+    col, live = get_live(ctx, args[1], args[2])
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND)
+    if not live:
+        return _not_found(ctx, ID_NOT_FOUND)
+    text = col.strings.get(args[2])
+    if text is None:
+        text = col.object_json(args[2]) or ""
+    if len(args) >= 4 and args[3].upper() != "RAW":
+        try:
+            value = _jpath_get(json.loads(text), args[3])
+        except (KeyError, ValueError):
+            return _not_found(ctx, "path not found") if ctx.json else None
+        out = value if isinstance(value, str) else _jdump(value)
+    else:
+        out = text
+    return Json(value=out) if ctx.json else out
+
+
+@command("JSET", write=True)
+def cmd_jset(ctx: Ctx, args: list[str]) -> object:
+    if len(args) not in (5, 6):
+        raise WrongArgs("jset")
+    key, oid, path, raw = args[1], args[2], args[3], args[4]
+    mode = args[5].upper() if len(args) == 6 else ""
+    if mode not in ("", "RAW", "STR"):
+        raise invalid(args[5])
+    col, live = get_live(ctx, key, oid)
+    doc: Any = {}
+    if col is not None and live:
+        text = col.strings.get(oid) or col.object_json(oid) or "{}"
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    cur = doc
+    parts = path.split(".")
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = cur[part] = {}
+        cur = nxt
+    cur[parts[-1]] = _jvalue(raw, mode)
+    fields = None
+    _write_object(ctx, key, oid, ("s", _jdump(doc)), fields, None, "jset")
+    return Json() if ctx.json else OK
+
+
+@command("JDEL", write=True)
+def cmd_jdel(ctx: Ctx, args: list[str]) -> object:
+    if len(args) != 4:
+        raise WrongArgs("jdel")
+    key, oid, path = args[1], args[2], args[3]
+    col, live = get_live(ctx, key, oid)
+    if col is None or not live or oid not in col.strings:
+        return Json() if ctx.json else 0
+    try:
+        doc = json.loads(col.strings[oid])
+        parts = path.split(".")
+        parent = _jpath_get(doc, ".".join(parts[:-1])) if len(parts) > 1 else doc
+        if not isinstance(parent, dict) or parts[-1] not in parent:
+            return Json() if ctx.json else 0
+        del parent[parts[-1]]
+    except (KeyError, ValueError):
+        return Json() if ctx.json else 0
+    _write_object(ctx, key, oid, ("s", _jdump(doc)), None, col.expires.get(oid), "jdel")
+    return Json() if ctx.json else 1
+
+
+# -- replay ----------------------------------------------------------------------
+
+
+def apply_record(db: Database, rec: list[Any]) -> None:
+    """Apply one change record from the log to the database (no journal)."""
+    kind = rec[0]
+    if kind == "set":
+        _, key, oid, obj, fields, expire_at = rec
+        col = db.cols.get(key) or db.get_or_create(key)
+        col.set_object(oid, tuple(obj))
+        if fields:
+            col.fields[oid] = dict(fields)
+        elif oid in col.fields:
+            del col.fields[oid]
+        if expire_at is not None:
+            col.expires[oid] = expire_at
+        elif col.expires:
+            col.expires.pop(oid, None)
+    elif kind == "del":
+        col = db.cols.get(rec[1])
+        if col is not None:
+            col.delete(rec[2])
+            if len(col) == 0:
+                del db.cols[rec[1]]
+    elif kind == "drop":
+        db.cols.pop(rec[1], None)
+    elif kind == "rename":
+        col = db.cols.pop(rec[1], None)
+        if col is not None:
+            db.cols[rec[2]] = col
+    elif kind == "flush":
+        db.cols.clear()
+
+
+def state_records(db: Database) -> list[list[Any]]:
+    """The whole state as ``set`` records (for snapshots)."""
+    out: list[list[Any]] = []
+    for key, col in db.cols.items():
+        for oid in col.sorted_ids():
+            rec = col.obj_record(oid)
+            fields: Fields | None = col.fields.get(oid)
+            out.append(["set", key, oid, rec, fields or None, col.expires.get(oid)])
+    return out

@@ -1,0 +1,135 @@
+"""Server configuration: defaults, a TOML file, command-line overrides, CONFIG SET.
+
+Precedence: built-in defaults < ``--config FILE`` (TOML, keys as below, in a
+``[server]`` table or at top level) < command-line flags < ``CONFIG SET`` at run time.
+``CONFIG REWRITE`` writes the current values back to the file given at start (or
+``<dir>/geofleetd.toml`` when none was given).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from geofleetd.errors import GeofleetError
+
+FSYNC_POLICIES = ("always", "everysec", "no")
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 9851
+    dir: str = "./data"
+    fsync: str = "always"
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_clients: int = 10000
+    map_size_max: int = 64 * 2**30
+    compact_ratio: float = 4.0
+    compact_min_records: int = 100_000
+    subscriber_queue_bytes: int = 8 * 1024 * 1024
+    cell_deg: float = 0.01
+    log_level: str = "info"
+    read_only: bool = False
+    requirepass: str = ""
+    keepalive: int = 300
+    config_file: str = ""
+
+    def validate(self) -> None:
+        if self.fsync not in FSYNC_POLICIES:
+            raise GeofleetError(f"invalid fsync policy '{self.fsync}'")
+        if not 0 <= self.port <= 65535:
+            raise GeofleetError(f"invalid port {self.port}")
+        if self.max_request_bytes < 1024:
+            raise GeofleetError("max_request_bytes must be at least 1024")
+        if self.cell_deg <= 0:
+            raise GeofleetError("cell_deg must be positive")
+
+    # -- files -------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | None, overrides: dict[str, Any]) -> Config:
+        cfg = cls()
+        if path:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+            table = data.get("server", data)
+            cfg.update(table)
+            cfg.config_file = path
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def update(self, values: dict[str, Any]) -> None:
+        known = {f.name: f for f in fields(self)}
+        for name, value in values.items():
+            key = name.replace("-", "_")
+            if key not in known:
+                raise GeofleetError(f"unknown config property '{name}'")
+            setattr(self, key, _coerce(getattr(self, key), value, name))
+
+    def get_matching(self, pattern: str) -> dict[str, str]:
+        from geofleetd.store.collection import glob_match
+
+        out = {}
+        for name, value in asdict(self).items():
+            prop = name.replace("_", "-")
+            if glob_match(pattern, prop) or glob_match(pattern, name):
+                out[prop] = _text(value)
+        return out
+
+    def set_runtime(self, name: str, value: str) -> None:
+        key = name.replace("-", "_")
+        if key in ("host", "port", "dir", "config_file"):
+            raise GeofleetError(f"config property '{name}' cannot change at run time")
+        before = asdict(self)
+        self.update({key: value})
+        try:
+            self.validate()
+        except GeofleetError:
+            self.update(before)
+            raise
+
+    def rewrite(self) -> None:
+        path = Path(self.config_file or Path(self.dir) / "geofleetd.toml")
+        lines = ["[server]"]
+        for name, value in asdict(self).items():
+            if name == "config_file":
+                continue
+            if isinstance(value, bool):
+                lines.append(f"{name} = {'true' if value else 'false'}")
+            elif isinstance(value, int | float):
+                lines.append(f"{name} = {value}")
+            else:
+                escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{name} = "{escaped}"')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(path)
+
+
+def _coerce(current: Any, value: Any, name: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text not in ("yes", "no", "true", "false", "1", "0"):
+                raise ValueError(text)
+            return text in ("yes", "true", "1")
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        return str(value)
+    except ValueError:
+        raise GeofleetError(f"invalid value '{value}' for '{name}'") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

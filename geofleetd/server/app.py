@@ -1,0 +1,459 @@
+"""The server: owns the database, the append log, the clients and the tick.
+
+The tick, once per event-loop iteration that received commands (``drain``):
+
+1. every queued command, from every connection, runs in arrival order; each reply
+   is encoded into its connection's buffer;
+2. the change records of the whole batch go to the log in ONE transaction, synced
+   under ``fsync = always`` before anything is sent; if the commit fails the batch
+   is rolled back in memory and every write in it answers ``-OOM ...``;
+3. the batch's changes go through fence evaluation once; events go to subscribers;
+4. each connection's replies leave in one write.
+
+Start-up binds the listener first and answers ``-LOADING`` while the log replays
+(in slices, so the loop keeps serving), then logs one line with records and seconds.
+
+Limits: one process, one thread for all state; compaction writes its snapshot from a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from geofleetd.commands import admin, objects, pubsub, search  # noqa: F401  (register)
+from geofleetd.commands.base import Ctx, Json, WrongArgs, lookup
+from geofleetd.commands.objects import apply_record, delete_object, state_records
+from geofleetd.config import Config
+from geofleetd.errors import GeofleetError, StorageFullError
+from geofleetd.fences.engine import FenceEngine
+from geofleetd.logs import kv
+from geofleetd.persistence.log import AppendLog
+from geofleetd.protocol import jsonout
+from geofleetd.protocol.resp import OK, OK_BYTES, ErrorReply, encode
+from geofleetd.server.connection import ClientConn, ClientState
+from geofleetd.server.pubsub import Hub
+from geofleetd.store.database import Database
+
+log = logging.getLogger("geofleetd.server")
+
+ALWAYS_ALLOWED = frozenset({"QUIT", "OUTPUT", "INFO", "SERVER", "AUTH"})
+SUBSCRIBED_ALLOWED = frozenset(
+    {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT"}
+)
+REPLAY_SLICE = 20000
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db = Database(config.cell_deg)
+        self.hub = Hub(self)
+        self.fences = FenceEngine(self)
+        self.clients: dict[int, ClientConn] = {}
+        self.queue: list[tuple[ClientConn, list[str]]] = []
+        self.flush_only: list[ClientConn] = []
+        self.scheduled = False
+        self.loading = True
+        self.read_only = config.read_only
+        self.started = time.time()
+        self.server_id = uuid.uuid4().hex[:16]
+        self.commands_processed = 0
+        self.connections_received = 0
+        self.log: AppendLog | None = None
+        self.listener: asyncio.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port = config.port
+        self.live_records = 0
+        self._compacting = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self._load_task: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = self.loop = asyncio.get_running_loop()
+        data_dir = Path(self.config.dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = AppendLog(
+            data_dir / "log",
+            fsync=self.config.fsync,  # type: ignore[arg-type]
+            map_size_max=self.config.map_size_max,
+        )
+        self.listener = await loop.create_server(
+            lambda: ClientConn(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sock = self.listener.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info(kv("listening", addr=f"{self.config.host}:{self.port}",
+                    dir=data_dir, fsync=self.config.fsync))
+        self._load_task = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        assert self.log is not None
+        t0 = time.perf_counter()
+        db = self.db
+        db.journaling = False
+        count = 0
+        try:
+            for rec in self.log.replay():
+                if rec[0] in ("set", "del", "drop", "rename", "flush"):
+                    apply_record(db, rec)
+                else:
+                    self.fences.apply_record(rec)
+                count += 1
+                if count % REPLAY_SLICE == 0:
+                    await asyncio.sleep(0)
+        except Exception as exc:
+            log.error(kv("replay_failed", records=count, cause=exc))
+            self.fatal = exc
+            self.stopped.set()
+            raise
+        finally:
+            db.journaling = True
+        db.rebuild_heap()
+        self.live_records = sum(len(c) for c in db.cols.values())
+        self.fences.rebuild_membership()
+        self.loading = False
+        log.info(kv("ready", records_replayed=count,
+                    seconds=round(time.perf_counter() - t0, 3),
+                    objects=self.live_records))
+        self._tick_timers()
+
+    fatal: Exception | None = None
+
+    def _tick_timers(self) -> None:
+        assert self.loop is not None
+        self._timers.append(self.loop.call_later(0.05, self._expiry_sweep))
+        self._timers.append(self.loop.call_later(1.0, self._every_second))
+
+    async def stop(self) -> None:
+        log.info(kv("shutting_down", clients=len(self.clients)))
+        for t in self._timers:
+            t.cancel()
+        if self.listener is not None:
+            self.listener.close()
+        for conn in list(self.clients.values()):
+            conn.flush()
+            conn.close()
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        if self.listener is not None:
+            try:
+                await asyncio.wait_for(self.listener.wait_closed(), 2)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        log.info(kv("stopped"))
+        self.stopped.set()
+
+    # -- clients -----------------------------------------------------------------
+
+    def client_connected(self, conn: ClientConn) -> None:
+        self.connections_received += 1
+        if len(self.clients) >= self.config.max_clients:
+            conn.out += b"-ERR max number of clients reached\r\n"
+            conn.closing = True
+            conn.flush()
+            return
+        self.clients[conn.state.id] = conn
+        if self.config.requirepass:
+            conn.state.authed = False
+
+    def client_disconnected(self, conn: ClientConn) -> None:
+        self.clients.pop(conn.state.id, None)
+        self.hub.forget(conn)
+        self.fences.forget(conn)
+
+    def client_list(self) -> list[dict[str, Any]]:
+        return [
+            {"id": c.state.id, "addr": c.state.addr, "name": c.state.name}
+            for c in self.clients.values()
+        ]
+
+    def kill_client(self, target: str) -> bool:
+        for conn in list(self.clients.values()):
+            if str(conn.state.id) == target or conn.state.addr == target:
+                conn.close()
+                return True
+        return False
+
+    # -- the tick ----------------------------------------------------------------
+
+    def enqueue(self, conn: ClientConn, cmds: list[list[str]]) -> None:
+        q = self.queue
+        for args in cmds:
+            q.append((conn, args))
+        if not self.scheduled:
+            self.scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self.drain)
+
+    def enqueue_flush(self, conn: ClientConn) -> None:
+        self.flush_only.append(conn)
+        if not self.scheduled:
+            self.scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        self.scheduled = False
+        batch, self.queue = self.queue, []
+        touched: dict[int, ClientConn] = {}
+        for conn in self.flush_only:
+            touched[id(conn)] = conn
+        self.flush_only = []
+        ctx = Ctx(self.db, self, ClientState(0, ""), time.time())
+        spans: list[tuple[ClientConn, int, int]] = []
+        for conn, args in batch:
+            touched[id(conn)] = conn
+            if conn.closing:
+                continue
+            nchanges = len(ctx.changes)
+            start = len(conn.out)
+            self.execute(ctx, conn, args)
+            if len(ctx.changes) != nchanges:
+                spans.append((conn, start, len(conn.out)))
+        self.commands_processed += len(batch)
+        if ctx.changes:
+            if not self._commit(ctx):
+                self._fail_writes(spans)
+                ctx.notes.clear()
+        else:
+            self.db.commit_journal()
+        if ctx.notes:
+            self.fences.evaluate(ctx)
+        for conn in touched.values():
+            conn.flush()
+
+    def _commit(self, ctx: Ctx) -> bool:
+        assert self.log is not None
+        try:
+            self.log.append(ctx.changes)
+        except StorageFullError as exc:
+            log.error(kv("commit_failed", records=len(ctx.changes), cause=exc.message))
+            self.db.rollback(self.fences.undo)
+            self.db.rebuild_heap()
+            self._last_commit_error = exc.message
+            return False
+        self.db.commit_journal()
+        self.fences.commit()
+        self.live_records += 0
+        return True
+
+    _last_commit_error = ""
+
+    def _fail_writes(self, spans: list[tuple[ClientConn, int, int]]) -> None:
+        err = self._last_commit_error or "storage full"
+        by_conn: dict[int, list[tuple[int, int]]] = {}
+        conns: dict[int, ClientConn] = {}
+        for conn, start, end in spans:
+            by_conn.setdefault(id(conn), []).append((start, end))
+            conns[id(conn)] = conn
+        for key, ranges in by_conn.items():
+            conn = conns[key]
+            old = bytes(conn.out)
+            new = bytearray()
+            pos = 0
+            for start, end in ranges:
+                new += old[pos:start]
+                if conn.state.json:
+                    line = jsonout.err_reply(err, 0.0).encode()
+                    new += b"$%d\r\n" % len(line) + line + b"\r\n"
+                else:
+                    new += b"-OOM " + err.encode() + b"\r\n"
+                pos = end
+            new += old[pos:]
+            conn.out = new
+
+    def execute(self, ctx: Ctx, conn: ClientConn, args: list[str]) -> None:
+        """Run one command and append its encoded reply to ``conn.out``."""
+        state = conn.state
+        ctx.client = state
+        name = args[0]
+        spec = lookup(name)
+        t0 = time.perf_counter() if state.json else 0.0
+        try:
+            if spec is None:
+                reply = self._special(ctx, conn, args)
+            else:
+                if self.loading and spec.name.upper() not in ALWAYS_ALLOWED:
+                    raise GeofleetError("the server is loading its data", "LOADING")
+                if state.channels or state.patterns:
+                    if spec.name.upper() not in SUBSCRIBED_ALLOWED:
+                        raise GeofleetError(
+                            f"only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are "
+                            f"allowed in this context, got '{spec.name}'"
+                        )
+                if not state.authed and spec.name.upper() != "AUTH":
+                    raise GeofleetError("authentication required", "NOAUTH")
+                if spec.write and self.read_only:
+                    raise GeofleetError("read only", "READONLY")
+                reply = spec.handler(ctx, args)
+        except WrongArgs as exc:
+            self._error(conn, "invalid number of arguments" if state.json
+                        else exc.message, exc.code, t0)
+            return
+        except GeofleetError as exc:
+            self._error(conn, exc.message, exc.code, t0)
+            return
+        except Exception as exc:  # one traceback, then a generic error
+            log.exception(kv("internal_error", command=name.lower(), cause=exc))
+            self._error(conn, "internal error", "ERR", t0)
+            return
+        if reply is OK:
+            conn.out += OK_BYTES
+        elif state.json and isinstance(reply, Json):
+            text = jsonout.ok_reply(reply, time.perf_counter() - t0).encode()
+            conn.out += b"$%d\r\n" % len(text) + text + b"\r\n"
+        elif reply is not _NO_REPLY:
+            encode(reply, conn.out)
+
+    def _error(self, conn: ClientConn, message: str, code: str, t0: float) -> None:
+        if conn.state.json:
+            text = jsonout.err_reply(message, time.perf_counter() - t0).encode()
+            conn.out += b"$%d\r\n" % len(text) + text + b"\r\n"
+        else:
+            encode(ErrorReply(f"{code} {message}"), conn.out)
+
+    def _special(self, ctx: Ctx, conn: ClientConn, args: list[str]) -> object:
+        """Commands that need the connection itself: QUIT, TIMEOUT, AUTH."""
+        word = args[0].upper()
+        if word == "QUIT":
+            conn.closing = True
+            return OK if not conn.state.json else Json()
+        if word == "TIMEOUT":
+            if len(args) < 3:
+                raise WrongArgs("timeout")
+            try:
+                limit = float(args[1])
+            except ValueError:
+                raise GeofleetError(f"invalid argument '{args[1]}'") from None
+            start = len(conn.out)
+            t0 = time.perf_counter()
+            self.execute(ctx, conn, args[2:])
+            if time.perf_counter() - t0 > limit:
+                del conn.out[start:]
+                raise GeofleetError("timeout")
+            return _NO_REPLY
+        if word == "AUTH":
+            if len(args) != 2:
+                raise WrongArgs("auth")
+            if not self.config.requirepass or args[1] != self.config.requirepass:
+                raise GeofleetError("invalid password")
+            conn.state.authed = True
+            return OK if not conn.state.json else Json()
+        if word in ("SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"):
+            return self.hub.command(conn, args)
+        raise GeofleetError(f"unknown command '{args[0]}'")
+
+    # -- timers ------------------------------------------------------------------
+
+    def _expiry_sweep(self) -> None:
+        assert self.loop is not None
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(self.loop.call_later(0.05, self._expiry_sweep))
+        now = time.time()
+        due = self.db.due(now)
+        if not due:
+            return
+        ctx = Ctx(self.db, self, ClientState(0, "expiry"), now)
+        for key, oid in due:
+            col = self.db.cols.get(key)
+            if col is not None and oid in col:
+                delete_object(ctx, key, col, oid, "del")
+        if ctx.changes and self._commit(ctx) and ctx.notes:
+            self.fences.evaluate(ctx)
+
+    def _every_second(self) -> None:
+        assert self.loop is not None
+        self._timers.append(self.loop.call_later(1.0, self._every_second))
+        if self.log is not None and self.config.fsync == "everysec":
+            self.log.sync_if_due()
+        self.fences.tick(time.time())
+        if not self._compacting and self.log is not None:
+            live = sum(len(c) for c in self.db.cols.values())
+            if self.log.should_compact(
+                max(live, self.config.compact_min_records), self.config.compact_ratio
+            ):
+                self.request_compaction()
+
+    # -- compaction --------------------------------------------------------------
+
+    def request_compaction(self) -> None:
+        if self._compacting or self.log is None or self.loading:
+            return
+        self._compacting = True
+        asyncio.get_running_loop().create_task(self._compact())
+
+    async def _compact(self) -> None:
+        assert self.log is not None
+        t0 = time.perf_counter()
+        try:
+            records = state_records(self.db) + self.fences.state_records()
+            upto = self.log.last_seq
+            result = await asyncio.to_thread(self.log.snapshot_and_compact, records, upto)
+            log.info(kv("compacted", snapshot_records=len(records), upto_seq=upto,
+                        seconds=round(time.perf_counter() - t0, 3), result=result))
+        except Exception as exc:
+            log.error(kv("compaction_failed", cause=exc))
+        finally:
+            self._compacting = False
+
+    # -- misc used by commands ---------------------------------------------------
+
+    def set_read_only(self, flag: bool) -> None:
+        if flag != self.read_only:
+            log.info(kv("read_only", value=flag))
+        self.read_only = flag
+
+    def config_changed(self) -> None:
+        self.read_only = self.config.read_only
+
+    def log_bytes(self) -> int:
+        if self.log is None:
+            return 0
+        return int(self.log.stats().get("log_bytes", 0))
+
+    def ext_stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loading": self.loading, "pid": os.getpid()}
+        if self.log is not None:
+            out.update({f"log_{k}": v for k, v in self.log.stats().items()})
+        out.update(self.fences.stats())
+        return out
+
+    def num_hooks(self) -> int:
+        return 0
+
+    def fences_watch(self, key: str) -> bool:
+        return self.fences.watching(key)
+
+    def key_has_channels(self, key: str) -> bool:
+        return self.fences.key_has_channels(key)
+
+    def start_fence(self, ctx: Ctx, query: Any) -> object:
+        conn = self.clients.get(ctx.client.id)
+        if conn is None:
+            raise GeofleetError("no connection")
+        self.fences.start_stream(conn, query)
+        return Json() if ctx.json else OK
+
+
+class _NoReply:
+    pass
+
+
+_NO_REPLY: Any = _NoReply()

@@ -1,0 +1,1 @@
+"""In-memory state: collections of objects by key."""
