@@ -35,7 +35,9 @@ log = logging.getLogger("geofleetd")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="geofleetd", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="geofleetd", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
@@ -118,7 +120,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from geofleetd.persistence.log import check as check_log
+    from geofleetd.persistence.check import check as check_log
 
     report = check_log(Path(args.dir) / "log", repair=args.repair)
     print(report.summary())
@@ -133,7 +135,7 @@ def read_trace(path: str) -> Iterator[dict[str, str]]:
     if path.endswith(".gz"):
         raw = io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     else:
-        raw = open(path, encoding="utf-8", newline="")  # noqa: SIM115
+        raw = open(path, encoding="utf-8", newline="")
     with raw:
         yield from csv.DictReader(raw)
 
@@ -181,8 +183,10 @@ def replay(args: argparse.Namespace) -> int:
         else:
             now_sim = ts0 + (time.perf_counter() - t0) * speedup
             j = i
-            while j < total and j - i < args.batch and (
-                _parse_ts(rows[j]["timestamp_iso"]) <= now_sim
+            while (
+                j < total
+                and j - i < args.batch
+                and (_parse_ts(rows[j]["timestamp_iso"]) <= now_sim)
             ):
                 j += 1
             if j == i:
@@ -216,8 +220,10 @@ def replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write("\n")
     rate = sent / elapsed if elapsed > 0 else 0.0
-    print(f"rows sent: {sent}  errors: {errors}  seconds: {elapsed:.2f}  "
-          f"rate: {rate:,.0f} rows/s")
+    print(
+        f"rows sent: {sent}  errors: {errors}  seconds: {elapsed:.2f}  "
+        f"rate: {rate:,.0f} rows/s"
+    )
     if first_error:
         print(f"first error: {first_error}")
     return 0 if errors == 0 else 1

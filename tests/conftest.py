@@ -30,7 +30,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "long", max_examples=1000, deadline=None,
+    "long",
+    max_examples=1000,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -48,7 +50,12 @@ class ServerProc:
     extra: list[str] = field(default_factory=list)
 
     def client(self, **kw: Any) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kw)
+        """redis-py with raw replies (Tile38 shapes, not Redis' parsed ones)."""
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, decode_responses=True, protocol=2, **kw
+        )
+        client.response_callbacks.clear()
+        return client
 
     def raw(self) -> RawClient:
         return RawClient(self.port)
@@ -68,14 +75,27 @@ class ServerProc:
 
 
 def start_server(
-    data_dir: Path, extra: list[str] | None = None, wait_ready: bool = True,
+    data_dir: Path,
+    extra: list[str] | None = None,
+    wait_ready: bool = True,
     port: int = 0,
 ) -> ServerProc:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.server.log"
-    logf = open(log_path, "ab")  # noqa: SIM115
-    cmd = [sys.executable, "-m", "geofleetd", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--dir", str(data_dir), *(extra or [])]
+    logf = open(log_path, "ab")
+    cmd = [
+        sys.executable,
+        "-m",
+        "geofleetd",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        *(extra or []),
+    ]
     proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, cwd=str(ROOT))
     logf.close()
     deadline = time.monotonic() + 30
@@ -85,9 +105,10 @@ def start_server(
         m = re.findall(r"listening addr=127\.0\.0\.1:(\d+)", text)
         if m:
             found = int(m[-1])
-            if not wait_ready or "ready records_replayed" in text.split(
-                f"127.0.0.1:{found}"
-            )[-1]:
+            if (
+                not wait_ready
+                or "ready records_replayed" in text.split(f"127.0.0.1:{found}")[-1]
+            ):
                 break
         if proc.poll() is not None:
             raise RuntimeError(f"server exited at start:\n{text[-2000:]}")

@@ -27,7 +27,7 @@ from geofleetd.commands.base import (
 from geofleetd.errors import ID_NOT_FOUND, KEY_NOT_FOUND, GeofleetError
 from geofleetd.geometry import geohash
 from geofleetd.geometry.fmt import fnum
-from geofleetd.geometry.geojson import parse_geojson, point_json
+from geofleetd.geometry.geojson import parse_geojson
 from geofleetd.protocol.jsonout import Raw
 from geofleetd.protocol.resp import OK, Simple
 from geofleetd.store.collection import Collection, Fields, ObjRecord, glob_match
@@ -172,7 +172,12 @@ def _parse_object(args: list[str], i: int) -> tuple[ObjRecord, int]:
         if shape.kind == "Point" and shape.properties is None:
             coords = json.loads(shape.text)["coordinates"]
             if len(coords) > 2:
-                return ("p", float(coords[1]), float(coords[0]), float(coords[2])), i + 2
+                return (
+                    "p",
+                    float(coords[1]),
+                    float(coords[0]),
+                    float(coords[2]),
+                ), i + 2
             return ("p", float(coords[1]), float(coords[0])), i + 2
         return ("g", shape.text), i + 2
     if word == "HASH":
@@ -638,17 +643,17 @@ def apply_record(db: Database, rec: list[Any]) -> None:
         elif col.expires:
             col.expires.pop(oid, None)
     elif kind == "del":
-        col = db.cols.get(rec[1])
-        if col is not None:
-            col.delete(rec[2])
-            if len(col) == 0:
+        found = db.cols.get(rec[1])
+        if found is not None:
+            found.delete(rec[2])
+            if len(found) == 0:
                 del db.cols[rec[1]]
     elif kind == "drop":
         db.cols.pop(rec[1], None)
     elif kind == "rename":
-        col = db.cols.pop(rec[1], None)
-        if col is not None:
-            db.cols[rec[2]] = col
+        moved = db.cols.pop(rec[1], None)
+        if moved is not None:
+            db.cols[rec[2]] = moved
     elif kind == "flush":
         db.cols.clear()
 

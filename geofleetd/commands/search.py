@@ -18,7 +18,6 @@ filtered results; the reply's cursor is where the next page starts, 0 at the end
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -89,7 +88,9 @@ def _geojson_area(text: str) -> Any:
     return areas.area_from_geojson(parse_geojson(text))
 
 
-def parse_area(ctx: Ctx | None, db_get: Any, args: list[str], i: int, name: str) -> tuple[Any, int]:
+def parse_area(
+    ctx: Ctx | None, db_get: Any, args: list[str], i: int, name: str
+) -> tuple[Any, int]:
     """Parse one WITHIN/INTERSECTS area at ``args[i]``; return (area, next index)."""
     word = args[i].upper()
     if word == "BOUNDS":
@@ -102,7 +103,9 @@ def parse_area(ctx: Ctx | None, db_get: Any, args: list[str], i: int, name: str)
         meters = parse_float(args[i + 3])
         if meters < 0:
             raise invalid(args[i + 3])
-        return areas.Circle(parse_lat(args[i + 1]), parse_lon(args[i + 2]), meters), i + 4
+        return areas.Circle(
+            parse_lat(args[i + 1]), parse_lon(args[i + 2]), meters
+        ), i + 4
     if word == "OBJECT":
         _need(args, i + 1, 1, name)
         return _geojson_area(args[i + 1]), i + 2
@@ -347,8 +350,8 @@ def _shape_distance(col: Collection, oid: str, lat: float, lon: float) -> float:
     pt = shapely.Point(lon, lat)
     if g.covers(pt):
         return 0.0
-    near = shapely.ops.nearest_points(g, pt)[0]
-    return haversine_m(lat, lon, near.y, near.x)
+    near = shapely.get_coordinates(shapely.shortest_line(g, pt))[0]
+    return haversine_m(lat, lon, float(near[1]), float(near[0]))
 
 
 def nearby_iter(q: Query, col: Collection) -> Iterator[tuple[str, float]]:
@@ -417,7 +420,9 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
             return [], None, 0, len(ids)
         ids.sort(reverse=q.desc)
     elif q.cmd == "search":
-        items = sorted(col.strings.items(), key=lambda kv: (kv[1], kv[0]), reverse=q.desc)
+        items = sorted(
+            col.strings.items(), key=lambda kv: (kv[1], kv[0]), reverse=q.desc
+        )
         ids = []
         for oid, value in items:
             if col.expires and not passes(Query("scan", q.key), col, oid, now):
@@ -498,7 +503,9 @@ def render(
             item: dict[str, Any] = {"id": oid}
             if out == "OBJECTS":
                 s = col.strings.get(oid)
-                item["object"] = s if s is not None else Raw(col.object_json(oid) or "null")
+                item["object"] = (
+                    s if s is not None else Raw(col.object_json(oid) or "null")
+                )
             elif out == "POINTS":
                 lat, lon = _point_of(col, oid)
                 item["point"] = {"lat": lat, "lon": lon}
@@ -583,5 +590,3 @@ def cmd_scan(ctx: Ctx, args: list[str]) -> object:
 @command("SEARCH")
 def cmd_search(ctx: Ctx, args: list[str]) -> object:
     return _search(ctx, args)
-
-

@@ -179,13 +179,21 @@ def _compare(
         if isinstance(x, str) and isinstance(y, str):
             xs, ys = x, y
             return {
-                "==": xs == ys, "!=": xs != ys, "<": xs < ys,
-                "<=": xs <= ys, ">": xs > ys, ">=": xs >= ys,
+                "==": xs == ys,
+                "!=": xs != ys,
+                "<": xs < ys,
+                "<=": xs <= ys,
+                ">": xs > ys,
+                ">=": xs >= ys,
             }[op]
         xn, yn = _num(x), _num(y)
         return {
-            "==": xn == yn, "!=": xn != yn, "<": xn < yn,
-            "<=": xn <= yn, ">": xn > yn, ">=": xn >= yn,
+            "==": xn == yn,
+            "!=": xn != yn,
+            "<": xn < yn,
+            "<=": xn <= yn,
+            ">": xn > yn,
+            ">=": xn >= yn,
         }[op]
 
     return fn

@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-_escape = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_escape = json.encoder.encode_basestring
 
 
 class Raw(str):
@@ -104,4 +104,4 @@ def ok_reply(body: dict[str, Any] | None, seconds: float) -> str:
 
 
 def err_reply(message: str, seconds: float) -> str:
-    return '{"ok":false,"err":%s,"elapsed":"%s"}' % (_escape(message), elapsed(seconds))
+    return f'{{"ok":false,"err":{_escape(message)},"elapsed":"{elapsed(seconds)}"}}'

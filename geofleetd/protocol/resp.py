@@ -54,7 +54,7 @@ class RequestParser:
 
     def feed(self, data: bytes) -> list[list[str]]:
         out: list[list[str]] = []
-        if self._inline or (self._resp_pending == 0 and data[:1] != b"*"):
+        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
             data = self._inline + data
             self._inline = b""
             data = self._parse_inline(data, out)
@@ -68,7 +68,7 @@ class RequestParser:
         view = memoryview(data)
         for start in range(0, len(data), CHUNK):
             piece = view[start : start + CHUNK]
-            reader.feed(piece)
+            reader.feed(piece)  # type: ignore[arg-type]  # buffer protocol works
             self._resp_pending += len(piece)
             while True:
                 try:
@@ -77,7 +77,8 @@ class RequestParser:
                     raise ProtocolError(f"Protocol error: {exc}") from None
                 if cmd is False:
                     break
-                self._resp_pending = 0
+                # leftover bytes of the next request are at most this piece
+                self._resp_pending = len(piece) if reader.has_data() else 0
                 if isinstance(cmd, list):
                     if cmd:
                         out.append([_as_str(a) for a in cmd])

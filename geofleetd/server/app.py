@@ -96,8 +96,14 @@ class Server:
         )
         sock = self.listener.sockets[0]
         self.port = sock.getsockname()[1]
-        log.info(kv("listening", addr=f"{self.config.host}:{self.port}",
-                    dir=data_dir, fsync=self.config.fsync))
+        log.info(
+            kv(
+                "listening",
+                addr=f"{self.config.host}:{self.port}",
+                dir=data_dir,
+                fsync=self.config.fsync,
+            )
+        )
         self._load_task = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
@@ -126,9 +132,14 @@ class Server:
         self.live_records = sum(len(c) for c in db.cols.values())
         self.fences.rebuild_membership()
         self.loading = False
-        log.info(kv("ready", records_replayed=count,
-                    seconds=round(time.perf_counter() - t0, 3),
-                    objects=self.live_records))
+        log.info(
+            kv(
+                "ready",
+                records_replayed=count,
+                seconds=round(time.perf_counter() - t0, 3),
+                objects=self.live_records,
+            )
+        )
         self._tick_timers()
 
     fatal: Exception | None = None
@@ -292,20 +303,25 @@ class Server:
             else:
                 if self.loading and spec.name.upper() not in ALWAYS_ALLOWED:
                     raise GeofleetError("the server is loading its data", "LOADING")
-                if state.channels or state.patterns:
-                    if spec.name.upper() not in SUBSCRIBED_ALLOWED:
-                        raise GeofleetError(
-                            f"only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are "
-                            f"allowed in this context, got '{spec.name}'"
-                        )
+                if (state.channels or state.patterns) and (
+                    spec.name.upper() not in SUBSCRIBED_ALLOWED
+                ):
+                    raise GeofleetError(
+                        f"only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are "
+                        f"allowed in this context, got '{spec.name}'"
+                    )
                 if not state.authed and spec.name.upper() != "AUTH":
                     raise GeofleetError("authentication required", "NOAUTH")
                 if spec.write and self.read_only:
                     raise GeofleetError("read only", "READONLY")
                 reply = spec.handler(ctx, args)
         except WrongArgs as exc:
-            self._error(conn, "invalid number of arguments" if state.json
-                        else exc.message, exc.code, t0)
+            self._error(
+                conn,
+                "invalid number of arguments" if state.json else exc.message,
+                exc.code,
+                t0,
+            )
             return
         except GeofleetError as exc:
             self._error(conn, exc.message, exc.code, t0)
@@ -405,9 +421,18 @@ class Server:
         try:
             records = state_records(self.db) + self.fences.state_records()
             upto = self.log.last_seq
-            result = await asyncio.to_thread(self.log.snapshot_and_compact, records, upto)
-            log.info(kv("compacted", snapshot_records=len(records), upto_seq=upto,
-                        seconds=round(time.perf_counter() - t0, 3), result=result))
+            result = await asyncio.to_thread(
+                self.log.snapshot_and_compact, records, upto
+            )
+            log.info(
+                kv(
+                    "compacted",
+                    snapshot_records=len(records),
+                    upto_seq=upto,
+                    seconds=round(time.perf_counter() - t0, 3),
+                    result=result,
+                )
+            )
         except Exception as exc:
             log.error(kv("compaction_failed", cause=exc))
         finally:

@@ -83,7 +83,9 @@ class Collection:
 
     # -- writes ------------------------------------------------------------------
 
-    def set_point(self, oid: str, lat: float, lon: float, z: float | None = None) -> None:
+    def set_point(
+        self, oid: str, lat: float, lon: float, z: float | None = None
+    ) -> None:
         if oid not in self.points:
             if oid in self.shapes or oid in self.strings:
                 self._drop_object(oid)

@@ -85,7 +85,9 @@ class Database:
 
     # -- undo journal ------------------------------------------------------------
 
-    def note_object(self, key: str, col: Collection, oid: str, cap: Captured | None) -> None:
+    def note_object(
+        self, key: str, col: Collection, oid: str, cap: Captured | None
+    ) -> None:
         if self.journaling:
             self.journal.append(("obj", key, col, oid, cap))
 

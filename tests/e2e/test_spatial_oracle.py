@@ -50,9 +50,9 @@ def districts() -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    tuple[ServerProc, redis.Redis, dict[str, tuple[float, float]]]
-]:
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProc, redis.Redis, dict[str, tuple[float, float]]]]:
     srv = start_server(tmp_path_factory.mktemp("oracle") / "data", ["--fsync", "no"])
     client = srv.client()
     pts = ais_points()
@@ -88,7 +88,9 @@ def test_within_every_district_matches_shapely(loaded: tuple) -> None:
         inside = shapely.covers(geom, shapely.points(lons, lats))
         expected = {ids[j] for j in range(len(ids)) if inside[j]}
         text = json.dumps(feat["geometry"])
-        got = r.execute_command("WITHIN", "ais", "LIMIT", "100000", "IDS", "OBJECT", text)
+        got = r.execute_command(
+            "WITHIN", "ais", "LIMIT", "100000", "IDS", "OBJECT", text
+        )
         assert ids_of(got) == expected, feat["id"]
         assert r.execute_command("WITHIN", "ais", "COUNT", "OBJECT", text) == len(
             expected
@@ -112,14 +114,26 @@ def test_within_bounds_matches_oracle(
     minlat, minlon = c
     maxlat, maxlon = min(90, minlat + dlat), min(180, minlon + dlon)
     expected = {
-        i for i, (la, lo) in pts.items()
+        i
+        for i, (la, lo) in pts.items()
         if minlat <= la <= maxlat and minlon <= lo <= maxlon
     }
     got = r.execute_command(
-        "WITHIN", "ais", "LIMIT", "200000", "IDS", "BOUNDS", minlat, minlon, maxlat, maxlon
+        "WITHIN",
+        "ais",
+        "LIMIT",
+        "200000",
+        "IDS",
+        "BOUNDS",
+        minlat,
+        minlon,
+        maxlat,
+        maxlon,
     )
     assert ids_of(got) == expected
-    count = r.execute_command("WITHIN", "ais", "COUNT", "BOUNDS", minlat, minlon, maxlat, maxlon)
+    count = r.execute_command(
+        "WITHIN", "ais", "COUNT", "BOUNDS", minlat, minlon, maxlat, maxlon
+    )
     assert count == len(expected)
 
 
@@ -132,9 +146,11 @@ def test_within_circle_matches_haversine(
     dist = {i: hav(lat, lon, la, lo) for i, (la, lo) in pts.items()}
     sure_in = {i for i, d in dist.items() if d <= meters * (1 - 1e-9)}
     maybe = {i for i, d in dist.items() if abs(d - meters) <= meters * 1e-9}
-    got = ids_of(r.execute_command(
-        "WITHIN", "ais", "LIMIT", "200000", "IDS", "CIRCLE", lat, lon, meters
-    ))
+    got = ids_of(
+        r.execute_command(
+            "WITHIN", "ais", "LIMIT", "200000", "IDS", "CIRCLE", lat, lon, meters
+        )
+    )
     assert sure_in <= got <= sure_in | maybe
 
 
@@ -148,8 +164,17 @@ def test_nearby_is_exact_knn_by_haversine(
     if meters is not None:
         ranked = [t for t in ranked if t[0] <= meters]
     expected = ranked[:k]
-    args: list[object] = ["NEARBY", "ais", "LIMIT", k, "DISTANCE", "POINTS", "POINT",
-                          lat, lon]
+    args: list[object] = [
+        "NEARBY",
+        "ais",
+        "LIMIT",
+        k,
+        "DISTANCE",
+        "POINTS",
+        "POINT",
+        lat,
+        lon,
+    ]
     if meters is not None:
         args.append(meters)
     reply = r.execute_command(*args)
@@ -167,8 +192,15 @@ def test_nearby_is_exact_knn_by_haversine(
     assert got_ids - ties == exp_ids - ties
 
 
-def _sector_oracle(lat: float, lon: float, meters: float, b1: float, b2: float,
-                   plat: float, plon: float) -> bool:
+def _sector_oracle(
+    lat: float,
+    lon: float,
+    meters: float,
+    b1: float,
+    b2: float,
+    plat: float,
+    plon: float,
+) -> bool:
     if hav(lat, lon, plat, plon) > meters:
         return False
     y = math.sin(math.radians(plon - lon)) * math.cos(math.radians(plat))
@@ -187,11 +219,26 @@ def test_sector_tile_hash_quadkey_on_harbour(loaded: tuple) -> None:
         lat, lon = rnd.uniform(40.55, 40.85), rnd.uniform(-74.2, -73.8)
         meters, b1 = rnd.uniform(500, 8000), rnd.uniform(0, 359)
         b2 = (b1 + rnd.uniform(20, 300)) % 360
-        got = ids_of(r.execute_command(
-            "WITHIN", "ais", "LIMIT", "200000", "IDS", "SECTOR", lat, lon, meters, b1, b2
-        ))
-        exp = {i for i, (la, lo) in pts.items()
-               if _sector_oracle(lat, lon, meters, b1, b2, la, lo)}
+        got = ids_of(
+            r.execute_command(
+                "WITHIN",
+                "ais",
+                "LIMIT",
+                "200000",
+                "IDS",
+                "SECTOR",
+                lat,
+                lon,
+                meters,
+                b1,
+                b2,
+            )
+        )
+        exp = {
+            i
+            for i, (la, lo) in pts.items()
+            if _sector_oracle(lat, lon, meters, b1, b2, la, lo)
+        }
         # polygonal sector edges may differ from the exact arc within a few metres
         diff = got ^ exp
         for i in diff:
@@ -207,23 +254,35 @@ def test_sector_tile_hash_quadkey_on_harbour(loaded: tuple) -> None:
         minlon, maxlon = x / n * 360 - 180, (x + 1) / n * 360 - 180
         maxlat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
         minlat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
-        exp = {i for i, (la, lo) in pts.items()
-               if minlat <= la <= maxlat and minlon <= lo <= maxlon}
-        got = ids_of(r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS",
-                                       "TILE", x, y, z))
+        exp = {
+            i
+            for i, (la, lo) in pts.items()
+            if minlat <= la <= maxlat and minlon <= lo <= maxlon
+        }
+        got = ids_of(
+            r.execute_command(
+                "WITHIN", "ais", "LIMIT", "200000", "IDS", "TILE", x, y, z
+            )
+        )
         assert got == exp
         qk = "".join(
-            str(((x >> (z - 1 - b)) & 1) + 2 * ((y >> (z - 1 - b)) & 1)) for b in range(z)
+            str(((x >> (z - 1 - b)) & 1) + 2 * ((y >> (z - 1 - b)) & 1))
+            for b in range(z)
         )
-        got_q = ids_of(r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS",
-                                         "QUADKEY", qk))
+        got_q = ids_of(
+            r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS", "QUADKEY", qk)
+        )
         assert got_q == exp
     for gh in ("dr5r", "dr5re", "dr72h"):
         bb = _geohash_bbox(gh)
-        exp = {i for i, (la, lo) in pts.items()
-               if bb[0] <= la <= bb[2] and bb[1] <= lo <= bb[3]}
-        got = ids_of(r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS",
-                                       "HASH", gh))
+        exp = {
+            i
+            for i, (la, lo) in pts.items()
+            if bb[0] <= la <= bb[2] and bb[1] <= lo <= bb[3]
+        }
+        got = ids_of(
+            r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS", "HASH", gh)
+        )
         assert got == exp
 
 
@@ -255,8 +314,9 @@ def test_random_polygons_within_matches_shapely(loaded: tuple, ring: list) -> No
         return
     text = json.dumps(shapely.geometry.mapping(poly))
     ids = list(pts)
-    inside = shapely.covers(poly, shapely.points([pts[i][1] for i in ids],
-                                                  [pts[i][0] for i in ids]))
+    inside = shapely.covers(
+        poly, shapely.points([pts[i][1] for i in ids], [pts[i][0] for i in ids])
+    )
     expected = {ids[j] for j in range(len(ids)) if inside[j]}
     got = r.execute_command("WITHIN", "ais", "LIMIT", "200000", "IDS", "OBJECT", text)
     assert ids_of(got) == expected
@@ -268,8 +328,9 @@ def test_polygon_objects_intersect_and_within(tmp_path: Path) -> None:
         r = srv.client()
         feats = districts()
         for f in feats:
-            r.execute_command("SET", "districts", f["id"], "OBJECT",
-                              json.dumps(f["geometry"]))
+            r.execute_command(
+                "SET", "districts", f["id"], "OBJECT", json.dumps(f["geometry"])
+            )
         geoms = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in feats}
         rnd = random.Random(3)
         for _ in range(15):
@@ -278,15 +339,22 @@ def test_polygon_objects_intersect_and_within(tmp_path: Path) -> None:
             box = shapely.box(lo, la, lo + d, la + d)
             exp_i = {k for k, g in geoms.items() if g.intersects(box)}
             exp_w = {k for k, g in geoms.items() if box.covers(g)}
-            got_i = ids_of(r.execute_command("INTERSECTS", "districts", "IDS", "BOUNDS",
-                                             la, lo, la + d, lo + d))
-            got_w = ids_of(r.execute_command("WITHIN", "districts", "IDS", "BOUNDS",
-                                             la, lo, la + d, lo + d))
+            got_i = ids_of(
+                r.execute_command(
+                    "INTERSECTS", "districts", "IDS", "BOUNDS", la, lo, la + d, lo + d
+                )
+            )
+            got_w = ids_of(
+                r.execute_command(
+                    "WITHIN", "districts", "IDS", "BOUNDS", la, lo, la + d, lo + d
+                )
+            )
             assert got_i == exp_i
             assert got_w == exp_w
             # nearest district first: distance 0 when inside one
-            near = r.execute_command("NEARBY", "districts", "LIMIT", "1", "IDS",
-                                     "POINT", la, lo)
+            near = r.execute_command(
+                "NEARBY", "districts", "LIMIT", "1", "IDS", "POINT", la, lo
+            )
             inside = [k for k, g in geoms.items() if g.covers(shapely.Point(lo, la))]
             if inside:
                 assert near[1][0] in inside
