@@ -50,11 +50,14 @@ class RequestParser:
         self.max_request = max_request
         self._reader = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
         self._resp_pending = 0  # bytes fed to hiredis not yet part of a full command
+        # True when hiredis holds no part of an unfinished command. hiredis parses
+        # arrays incrementally, so an empty buffer alone does not prove it.
+        self._at_boundary = True
         self._inline = b""  # bytes of an unfinished inline line
 
     def feed(self, data: bytes) -> list[list[str]]:
         out: list[list[str]] = []
-        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
+        if self._inline or (self._at_boundary and data[:1] != b"*"):
             data = self._inline + data
             self._inline = b""
             data = self._parse_inline(data, out)
@@ -70,6 +73,7 @@ class RequestParser:
             piece = view[start : start + CHUNK]
             reader.feed(piece)  # type: ignore[arg-type]  # buffer protocol works
             self._resp_pending += len(piece)
+            self._at_boundary = False
             while True:
                 try:
                     cmd = reader.gets()
@@ -77,8 +81,9 @@ class RequestParser:
                     raise ProtocolError(f"Protocol error: {exc}") from None
                 if cmd is False:
                     break
+                self._at_boundary = not reader.has_data()
                 # leftover bytes of the next request are at most this piece
-                self._resp_pending = len(piece) if reader.has_data() else 0
+                self._resp_pending = 0 if self._at_boundary else len(piece)
                 if isinstance(cmd, list):
                     if cmd:
                         out.append([_as_str(a) for a in cmd])
