@@ -12,6 +12,10 @@ bytes pass the size cap raises ``ProtocolError``: the caller answers it and clos
 - ``Simple`` -> simple string (``+OK``), ``int``/``bool`` -> integer,
 - ``None`` -> nil bulk, ``list``/``tuple`` -> array, ``ErrorReply`` -> error line.
 
+Limits: an empty line between two RESP arrays is accepted at the start of a read
+and in redis-cli's ``--pipe`` trailer; elsewhere inside a read it is a framing error
+(hiredis does not report how far it has parsed).
+
 Imports no asyncio and no logging.
 """
 
@@ -25,6 +29,10 @@ import hiredis
 from geofleetd.errors import ProtocolError
 
 CHUNK = 64 * 1024
+# redis-cli --pipe ends its stream with an empty line and an ECHO of 20 random
+# bytes. An empty line between RESP arrays is legal for Redis but a framing error
+# for hiredis, which cannot tell us where it stands inside a chunk.
+_PIPE_TRAILER = b"\r\n\r\n*2\r\n$4\r\nECHO\r\n$20\r\n"
 
 
 class Simple(str):
@@ -67,6 +75,8 @@ class RequestParser:
         return out
 
     def _feed_resp(self, data: bytes, out: list[list[str]]) -> None:
+        if _PIPE_TRAILER in data:
+            data = data.replace(_PIPE_TRAILER, _PIPE_TRAILER[2:])
         reader = self._reader
         view = memoryview(data)
         for start in range(0, len(data), CHUNK):
