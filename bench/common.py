@@ -14,6 +14,7 @@ import ctypes.util
 import itertools
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -275,8 +276,15 @@ class Server:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
     def flush(self) -> None:
-        with Client(self.port) as c:
-            reply = c.call("FLUSHALL" if self.kind == "redis" else "FLUSHDB")
+        try:
+            with Client(self.port) as c:
+                reply = c.call("FLUSHALL" if self.kind == "redis" else "FLUSHDB")
+        except OSError as exc:
+            state = "running" if self.alive() else "exited"
+            raise BenchError(
+                f"{self.label} ({state}) refused FLUSH: {exc}; log tail:\n"
+                f"{self.log_tail()}"
+            ) from exc
         if is_error(reply):
             raise BenchError(f"{self.label}: flush answered {reply}")
 
@@ -328,6 +336,53 @@ def wait_ready(server: Server, timeout: float) -> None:
     raise BenchError(f"{server.label} not ready after {timeout:.0f} s (last: {last})")
 
 
+# --- CPU accounting: is anything else using the machine? -------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_s() -> float:
+    """Seconds of CPU time all cores have spent busy since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    vals = [int(v) for v in fields[:8]]
+    idle = vals[3] + vals[4]  # idle + iowait
+    return (sum(vals) - idle) / _TICK
+
+
+def proc_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def others_busy(window: float, own: Sequence[int] = ()) -> float:
+    """Cores kept busy by other processes over ``window`` seconds."""
+    b0, o0, t0 = cpu_busy_s(), sum(proc_cpu_s(p) for p in own), time.monotonic()
+    time.sleep(window)
+    b1, o1, t1 = cpu_busy_s(), sum(proc_cpu_s(p) for p in own), time.monotonic()
+    return max(0.0, (b1 - b0) - (o1 - o0)) / (t1 - t0)
+
+
+def wait_quiet(limit: float, threshold: float, own: Sequence[int] = ()) -> float:
+    """Wait (at most ``limit`` s) until other processes use < ``threshold`` cores.
+
+    Returns the last measured load of others, so a caller can report a run
+    that had to start on a busy machine.
+    """
+    deadline = time.monotonic() + limit
+    busy = others_busy(0.3, own)
+    while busy >= threshold and time.monotonic() < deadline:
+        time.sleep(0.7)
+        busy = others_busy(0.3, own)
+    return busy
+
+
 # --- redis-cli --pipe ------------------------------------------------------
 
 
@@ -338,6 +393,10 @@ class PipeResult:
     replies: int
     errors: int
     first_errors: list[str]
+    server_cpu: float = 0.0  # cores the server used on average during the run
+    client_cpu: float = 0.0  # cores redis-cli used
+    other_cpu: float = 0.0  # cores every other process on the machine used
+    busy_before: float = 0.0  # cores others used just before the run
 
     @property
     def rate(self) -> float:
@@ -345,7 +404,12 @@ class PipeResult:
 
 
 def pipe(
-    port: int, path: Path, commands: int, timeout: float, scratch: Path
+    port: int,
+    path: Path,
+    commands: int,
+    timeout: float,
+    scratch: Path,
+    server_pid: int | None = None,
 ) -> PipeResult:
     """Push a RESP file through ``redis-cli --pipe``; time the whole process.
 
@@ -366,6 +430,8 @@ def pipe(
         "--pipe-timeout",
         str(int(min(timeout, 60))),  # give up after 60 s without any reply
     ]
+    busy0, srv0 = cpu_busy_s(), proc_cpu_s(server_pid)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with path.open("rb") as stdin, err_path.open("wb") as stderr:
         t0 = time.perf_counter()
         proc = spawn(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
@@ -377,6 +443,10 @@ def pipe(
                 f"redis-cli --pipe {path.name} took over {timeout:.0f} s"
             ) from exc
         seconds = time.perf_counter() - t0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = cpu_busy_s() - busy0
+    srv = proc_cpu_s(server_pid) - srv0
+    cli_s = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     with contextlib.suppress(ValueError):
         _LIVE.remove(proc)
     text = out.decode(errors="replace")
@@ -393,7 +463,17 @@ def pipe(
             f"redis-cli --pipe {path.name} never got its closing ECHO back "
             f"(the server must answer ECHO with a bulk string): {text.strip()[-300:]}"
         )
-    return PipeResult(commands, seconds, int(m.group(2)), int(m.group(1)), first)
+    wall = max(seconds, 1e-9)
+    return PipeResult(
+        commands,
+        seconds,
+        int(m.group(2)),
+        int(m.group(1)),
+        first,
+        server_cpu=srv / wall,
+        client_cpu=cli_s / wall,
+        other_cpu=max(0.0, busy - srv - cli_s) / wall,
+    )
 
 
 def machine_info() -> dict[str, str]:
@@ -424,4 +504,14 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "redis": run(["redis-server", "--version"]),
         "kernel": os.uname().release,
+        "geofleetd_tree": run(
+            [
+                "git",
+                "-C",
+                str(Path(__file__).resolve().parent.parent),
+                "describe",
+                "--always",
+                "--dirty",
+            ]
+        ),
     }

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -90,6 +91,8 @@ LABEL = {
     "district": "WITHIN COUNT OBJECT district",
     "ais": "AIS week SET harbor",
 }
+# A figure taken while other processes kept this many cores busy is marked "*".
+BUSY_MARK = 0.25
 REDIS_WORKLOADS = {"set", "nearby", "within", "ais"}  # Redis has no polygon query
 
 
@@ -233,11 +236,27 @@ class Bench:
             log(f"FAILED at step '{name}': {type(exc).__name__}: {exc}")
             traceback.print_exc(file=sys.stdout)
 
-    def pipe(self, srv: Server, name: str) -> common.PipeResult:
+    def quiet(self, own: list[int]) -> float:
+        """Before a timed run: wait for other processes to leave the CPUs."""
+        busy = common.wait_quiet(self.args.quiet_wait, self.args.quiet_cores, own)
+        if busy >= self.args.quiet_cores:
+            log(
+                f"   machine still busy after {self.args.quiet_wait:.0f} s: other "
+                f"processes use {busy:.2f} cores; timing anyway"
+            )
+        return busy
+
+    def pipe(self, srv: Server, name: str, timed: bool = False) -> common.PipeResult:
         if not srv.alive():
             raise BenchError(f"{srv.label} is not running; log tail:\n{srv.log_tail()}")
         path, n = self.file(name)
-        res = common.pipe(srv.port, path, n, self.timeout_for(n), srv.root)
+        busy_before = self.quiet([srv.pid]) if timed else 0.0
+        res = common.pipe(srv.port, path, n, self.timeout_for(n), srv.root, srv.pid)
+        res.busy_before = busy_before
+        if not srv.alive():
+            raise BenchError(
+                f"{srv.label} exited during {name}; log tail:\n{srv.log_tail()}"
+            )
         if res.errors:
             log(
                 f"   {res.errors:,} of {n:,} replies were errors, first: "
@@ -264,6 +283,10 @@ class Bench:
             "rate": round(res.rate, 1),
             "errors": res.errors,
             "first_errors": res.first_errors[:2],
+            "cpu_server": round(res.server_cpu, 2),
+            "cpu_redis_cli": round(res.client_cpu, 2),
+            "cpu_others": round(res.other_cpu, 2),
+            "others_before": round(res.busy_before, 2),
             **extra,
         }
         if res.errors and res.errors >= res.commands:
@@ -272,7 +295,8 @@ class Bench:
         else:
             log(
                 f"   {res.commands:,} commands in {res.seconds:.3f} s = "
-                f"{res.rate:,.0f}/s"
+                f"{res.rate:,.0f}/s (cores: server {res.server_cpu:.2f}, "
+                f"redis-cli {res.client_cpu:.2f}, others {res.other_cpu:.2f})"
             )
         self.results.setdefault(workload, {})[kind] = entry
         return entry
@@ -354,7 +378,7 @@ class Bench:
                 srv.flush()
                 if reads:
                     self.load(srv, f"set.{kind}")
-            res = self.pipe(srv, f"{w}.{kind}")
+            res = self.pipe(srv, f"{w}.{kind}", timed=True)
             runs.append(res)
             if i == 0 and w == "set":
                 rss = common.vm_rss_kb(srv.pid)
@@ -438,7 +462,7 @@ class Bench:
                 srv = self.server(kind, f"{kind}-fsync-{policy}", extra)
                 with self.step(f"{kind}: set under fsync={policy}"):
                     self.start(srv)
-                    res = self.pipe(srv, f"set.{kind}")
+                    res = self.pipe(srv, f"set.{kind}", timed=True)
                     self.record(f"fsync-{policy}", kind, res)
                 with self.step(f"{kind}: stop fsync={policy} server"):
                     srv.stop()
@@ -460,7 +484,7 @@ class Bench:
     def recover_one(self, srv: Server, kind: str, want: int) -> None:
         """Load ``want`` records, stop with SIGTERM, restart, time readiness."""
         self.start(srv)
-        res = self.pipe(srv, f"recovery.{kind}")
+        res = self.pipe(srv, f"recovery.{kind}", timed=True)
         entry = self.record("recovery", kind, res)
         if "unsupported" in entry:
             return
@@ -479,6 +503,7 @@ class Bench:
             f"{' (KILLED)' if killed else ''}; "
             f"data dir {entry['dir_mb']} MB"
         )
+        entry["others_before_restart"] = round(self.quiet([]), 2)
         ready = srv.start(ready_timeout=300)
         entry["restart_s"] = round(ready, 3)
         entry["count_after"] = self.check_count(srv, "fleet", want)
@@ -526,7 +551,7 @@ class Bench:
                     }
                     return
                 t0 = time.monotonic()
-                res = self.pipe(srv, data)
+                res = self.pipe(srv, data, timed=True)
                 t_end = time.monotonic()
                 sub.wait_idle(idle=2.0, limit=120)
                 entry = self.record(workload, "geofleetd", res)
@@ -593,6 +618,10 @@ class Bench:
             "--ids",
             str(self.manifest["sizes"]["ids"]),
         ]
+        busy_before = self.quiet([srv.pid])
+        busy0, srv0 = common.cpu_busy_s(), common.proc_cpu_s(srv.pid)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
         proc = common.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=secs * 3 + 200)
@@ -600,10 +629,19 @@ class Bench:
             common.end_process(proc, signal.SIGKILL)
             raise BenchError("latency.py did not finish in time") from exc
         common.end_process(proc)
+        wall = time.monotonic() - t0
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        probe = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+        server = common.proc_cpu_s(srv.pid) - srv0
+        others = max(0.0, common.cpu_busy_s() - busy0 - server - probe) / wall
         lines = out.decode().strip().splitlines()
         if not lines:
             raise BenchError(f"latency.py printed nothing: {err.decode()[-300:]}")
         entry = json.loads(lines[-1])
+        entry["cpu_server"] = round(server / wall, 2)
+        entry["cpu_probe"] = round(probe / wall, 2)
+        entry["cpu_others"] = round(others, 2)
+        entry["others_before"] = round(busy_before, 2)
         self.results.setdefault("latency", {})[kind] = entry
         if not entry.get("ok"):
             raise BenchError(f"latency.py: {entry.get('error')}")
@@ -702,6 +740,8 @@ def cell(entry: dict[str, Any] | None, key: str = "rate") -> str:
     text = k(val) + "/s" if key == "rate" and val is not None else str(val)
     if entry.get("errors"):
         text += f" ({entry['errors']:,} err)"
+    if key == "rate" and entry.get("cpu_others", 0) >= BUSY_MARK:
+        text += " *"
     return text
 
 
@@ -859,9 +899,11 @@ def report(b: Bench) -> str:
         ["fences (issue 4, geofleetd)", "ingest", "events", "Tile38 1.37", "target"]
     ]
     refs = {"fences": "76k/s, ~104k events", "ais-fences": "95k/s, 1,261 events"}
+    sets = b.manifest["files"]["set.geofleetd"]["commands"]
+    ais = b.manifest["files"]["ais.geofleetd"]["commands"]
     names = {
-        "fences": "1,000 NEARBY chans + PSUBSCRIBE, SET 200k",
-        "ais-fences": "71 district chans + PSUBSCRIBE, AIS week",
+        "fences": f"1,000 NEARBY chans + PSUBSCRIBE, {sets:,} SET",
+        "ais-fences": f"71 district chans + PSUBSCRIBE, {ais:,} AIS SET",
     }
     for w in ("fences", "ais-fences"):
         if w in r:
@@ -888,7 +930,8 @@ def report(b: Bench) -> str:
                 fence_rows.append(
                     [
                         what,
-                        f"p50 {e.get('p50_ms')} ms, p99 {e.get('p99_ms')} ms",
+                        f"p50 {e.get('p50_ms')} ms, p99 {e.get('p99_ms')} ms"
+                        + (" *" if e.get("cpu_others", 0) >= BUSY_MARK else ""),
                         f"{e.get('events_matched', 0):,}",
                         "p50 0.24 ms, p99 2.4-2.9 ms" if kind == "geofleetd" else "-",
                         TARGET["latency"] if kind == "geofleetd" else "-",
@@ -898,6 +941,20 @@ def report(b: Bench) -> str:
                 fence_rows.append([what, f"failed: {e.get('error')}", "", "", ""])
     if len(fence_rows) > 1:
         out += ["Live fences:", table(fence_rows), ""]
+    busy = sorted(
+        {
+            f"{w}/{kind} ({e['cpu_others']:.2f} cores)"
+            for w, per in r.items()
+            for kind, e in per.items()
+            if isinstance(e, dict) and e.get("cpu_others", 0) >= BUSY_MARK
+        }
+    )
+    if busy:
+        out.append(
+            f"* other processes kept >= {BUSY_MARK} cores busy during: "
+            + ", ".join(busy)
+            + "; those figures are low by an unknown amount."
+        )
     return "\n".join(out)
 
 
@@ -948,6 +1005,19 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="write all results here (default "
         "bench/out/results-<scale>-<utc time>.json)",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each timed run, wait up to this many seconds for other "
+        "processes to stop using the CPUs (default 60)",
+    )
+    ap.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.25,
+        help="'quiet' means other processes use fewer cores than this (default 0.25)",
     )
     ap.add_argument(
         "--repeat",
