@@ -74,13 +74,8 @@ def _write_object(
 
 @command("SET", write=True)
 def cmd_set(ctx: Ctx, args: list[str]) -> object:
-    # fast path: SET key id POINT lat lon
     if len(args) == 6 and args[3] in _POINT:
-        lat = parse_lat(args[4])
-        lon = parse_lon(args[5])
-        _write_object(ctx, args[1], args[2], ("p", lat, lon), None, None)
-        return Json() if ctx.json else OK
-
+        return _set_point_fast(ctx, args)
     n = len(args)
     if n < 3:
         raise WrongArgs("set")
@@ -132,6 +127,40 @@ def cmd_set(ctx: Ctx, args: list[str]) -> object:
         _expire_now(ctx, key, col, oid)
     _write_object(ctx, key, oid, rec, new_fields, expire)
     return Json() if ctx.json else OK
+
+
+def _set_point_fast(ctx: Ctx, args: list[str]) -> object:
+    """``SET key id POINT lat lon``: the location update, kept to a few dict ops."""
+    try:
+        lat = float(args[4])
+        lon = float(args[5])
+    except ValueError:
+        lat, lon = parse_lat(args[4]), parse_lon(args[5])
+    if not -90.0 <= lat <= 90.0:
+        raise invalid(args[4])
+    if not -180.0 <= lon <= 180.0:
+        raise invalid(args[5])
+    key = args[1]
+    db = ctx.db
+    col = db.cols.get(key)
+    if col is None or key in ctx.server.watched:
+        _write_object(ctx, key, args[2], ("p", lat, lon), None, None)
+        return Json() if ctx.client.json else OK
+    oid = args[2]
+    pts = col.points
+    if oid not in pts and (oid in col.shapes or oid in col.strings):
+        _write_object(ctx, key, oid, ("p", lat, lon), None, None)
+        return Json() if ctx.client.json else OK
+    exp = col.expires.pop(oid, None) if col.expires else None
+    z = col.z.pop(oid, None) if col.z else None
+    if db.journaling:
+        db.journal.append(("pt", key, col, oid, pts.get(oid), z, exp))
+    if oid not in pts:
+        col.invalidate_order()
+    pts.set(oid, lat, lon)
+    fields = col.fields.get(oid)
+    ctx.changes.append(["set", key, oid, ("p", lat, lon), fields, None])
+    return Json() if ctx.client.json else OK
 
 
 def _parse_object(args: list[str], i: int) -> tuple[ObjRecord, int]:

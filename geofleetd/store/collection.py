@@ -206,6 +206,9 @@ class Collection:
         minlon, minlat, maxlon, maxlat = shape.bbox
         return (minlat, minlon, maxlat, maxlon)
 
+    def invalidate_order(self) -> None:
+        self._sorted = None
+
     def sorted_ids(self) -> list[str]:
         """All ids in byte order (cached until an id is added or removed)."""
         if self._sorted is None:

@@ -108,6 +108,17 @@ class Database:
                 col.restore(oid, cap)
                 if cap is not None and cap[2] is not None:
                     heapq.heappush(self.heap, (cap[2], key, oid))
+            elif kind == "pt":
+                _, key, col, oid, old, z, exp = entry
+                if old is None:
+                    col.delete(oid)
+                else:
+                    col.points.set(oid, old[0], old[1])
+                    if z is not None:
+                        col.z[oid] = z
+                    if exp is not None:
+                        col.expires[oid] = exp
+                        heapq.heappush(self.heap, (exp, key, oid))
             elif kind == "newkey":
                 col = self.cols.get(entry[1])
                 if col is not None and len(col) == 0:
