@@ -742,6 +742,9 @@ def cell(entry: dict[str, Any] | None, key: str = "rate") -> str:
         text += f" ({entry['errors']:,} err)"
     if key == "rate" and entry.get("cpu_others", 0) >= BUSY_MARK:
         text += " *"
+    runs = entry.get("runs") or []
+    if key == "rate" and len(runs) > 1 and max(runs) > 1.5 * min(runs):
+        text += " (runs " + "/".join(k(x) for x in runs) + ")"
     return text
 
 
@@ -770,6 +773,37 @@ def table(rows: list[list[str]]) -> str:
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def crosscheck(r: dict[str, Any]) -> list[str]:
+    """Compare the first replies of geofleetd and Redis on the same queries."""
+    lines = []
+    g = r.get("nearby", {}).get("geofleetd", {}).get("samples")
+    d = r.get("nearby", {}).get("redis", {}).get("samples")
+    if g and d:
+        same = 0
+        for gs, ds in zip(g, d, strict=False):
+            ids = gs[1] if isinstance(gs, list) and len(gs) == 2 else gs
+            same += ids == ds
+        lines.append(f"NEARBY: same 10 ids in the same order for {same}/{len(d)}")
+    g = r.get("within", {}).get("geofleetd", {}).get("samples")
+    d = r.get("within", {}).get("redis", {}).get("samples")
+    if g and d:
+        pairs = [
+            (gs, len(ds) if isinstance(ds, list) else ds)
+            for gs, ds in zip(g, d, strict=False)
+        ]
+        same = sum(a == b_ for a, b_ in pairs)
+        lines.append(
+            f"WITHIN: same count for {same}/{len(pairs)} "
+            f"(geofleetd/redis: {', '.join(f'{a}/{b_}' for a, b_ in pairs)})"
+        )
+    if lines:
+        return [
+            "Cross-check on the first queries of each file: " + "; ".join(lines),
+            "",
+        ]
+    return []
 
 
 def report(b: Bench) -> str:
@@ -828,6 +862,7 @@ def report(b: Bench) -> str:
             "(Tile38 measured Redis GEOADD at 260k/s):",
             table(rows),
             "",
+            *crosscheck(r),
         ]
 
     if any(f"fsync-{p}" in r for p in ("always", "everysec", "no")):
