@@ -96,7 +96,7 @@ class Bounds:
     maxlat: float
     maxlon: float
     bbox: BBox = field(init=False, repr=False, compare=False)
-    geom: Any = field(init=False, repr=False, compare=False)
+    _geom: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         for lat in (self.minlat, self.maxlat):
@@ -122,7 +122,13 @@ class Bounds:
             float(self.maxlat),
         )
         object.__setattr__(self, "bbox", bbox)
-        object.__setattr__(self, "geom", _prepared(_box_geom(*bbox)))
+
+    @property
+    def geom(self) -> Any:
+        """The prepared rectangle, built on first use (point queries never need it)."""
+        if self._geom is None:
+            object.__setattr__(self, "_geom", _prepared(_box_geom(*self.bbox)))
+        return self._geom
 
     def contains_points(self, lats: ArrayLike, lons: ArrayLike) -> BoolArray:
         lat = np.asarray(lats, dtype=np.float64)
