@@ -120,9 +120,14 @@ def cmd_flushdb(ctx: Ctx, args: list[str]) -> object:
     ctx.db.note_cols()
     for key in list(ctx.db.cols):
         if ctx.server.fences_watch(key):
-            ctx.notes.append(("drop", key, None, None))
+            ctx.notes.append(("drop", key, None, None, None, None))
     ctx.db.cols = {}
     ctx.db.heap = []
+    engine = ctx.server.fences
+    for name in sorted(engine.channels):  # Tile38 forgets channels too
+        ctx.db.note(("chan", name, engine.channels[name]))
+        engine.del_channel(name)
+        ctx.changes.append(["delchan", name])
     ctx.changes.append(["flush"])
     return Json() if ctx.json else OK
 

@@ -50,8 +50,8 @@ def _write_object(
     col = db.cols.get(key) or db.get_or_create(key)
     cap = col.capture(oid) if db.journaling else None
     db.note_object(key, col, oid, cap)
-    if ctx.server.fences_watch(key):
-        ctx.notes.append((command_name, key, oid, col.obj_record(oid)))
+    watched = ctx.server.fences_watch(key)
+    old_rec = col.obj_record(oid) if watched else None
     col.set_object(oid, rec)
     fields = col.fields.get(oid)
     if new_fields:
@@ -70,6 +70,10 @@ def _write_object(
     elif col.expires:
         col.expires.pop(oid, None)
     ctx.changes.append(["set", key, oid, rec, fields or None, expire_at])
+    if watched:
+        ctx.notes.append(
+            (command_name, key, oid, old_rec, rec, dict(fields) if fields else None)
+        )
 
 
 @command("SET", write=True)
@@ -240,7 +244,7 @@ def delete_object(ctx: Ctx, key: str, col: Collection, oid: str, cmd: str) -> No
     db = ctx.db
     db.note_object(key, col, oid, col.capture(oid) if db.journaling else None)
     if ctx.server.fences_watch(key):
-        ctx.notes.append((cmd, key, oid, col.obj_record(oid)))
+        ctx.notes.append((cmd, key, oid, col.obj_record(oid), None, None))
     col.delete(oid)
     ctx.changes.append(["del", key, oid])
     db.drop_if_empty(key, col)
@@ -382,7 +386,7 @@ def cmd_drop(ctx: Ctx, args: list[str]) -> object:
     if existed:
         ctx.db.note_cols()
         if ctx.server.fences_watch(key):
-            ctx.notes.append(("drop", key, None, None))
+            ctx.notes.append(("drop", key, None, None, None, None))
         del ctx.db.cols[key]
         ctx.changes.append(["drop", key])
     if ctx.json:

@@ -28,7 +28,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from geofleetd.commands import admin, objects, pubsub, search  # noqa: F401  (register)
+from geofleetd.commands import (  # noqa: F401  (registers the commands)
+    admin,
+    fences,
+    objects,
+    pubsub,
+    search,
+)
 from geofleetd.commands.base import COMMANDS, Ctx, Json, WrongArgs, lookup
 from geofleetd.commands.objects import apply_record, delete_object, state_records
 from geofleetd.config import Config
@@ -254,7 +260,7 @@ class Server:
         else:
             self.db.commit_journal()
         if ctx.notes:
-            self.fences.evaluate(ctx)
+            self._evaluate(ctx)
         for conn in touched.values():
             conn.flush()
 
@@ -430,8 +436,20 @@ class Server:
             col = self.db.cols.get(key)
             if col is not None and oid in col:
                 delete_object(ctx, key, col, oid, "del")
+        self.commit_internal(ctx)
+
+    def commit_internal(self, ctx: Ctx) -> None:
+        """Commit changes made by the server itself (expiry), then notify."""
         if ctx.changes and self._commit(ctx) and ctx.notes:
+            self._evaluate(ctx)
+
+    def _evaluate(self, ctx: Ctx) -> None:
+        try:
             self.fences.evaluate(ctx)
+        except Exception as exc:  # a fence bug must not take the server down
+            log.exception(
+                kv("fence_evaluation_failed", notes=len(ctx.notes), cause=exc)
+            )
 
     def _every_second(self) -> None:
         assert self.loop is not None
