@@ -8,7 +8,9 @@ kind, following Tile38's rules:
 | yes        | yes        | ``inside``                               |
 | yes        | no         | ``exit`` (then ``outside``)              |
 | no         | yes        | ``enter`` (then ``inside``); FSET: ``inside``  |
-| no         | no         | ``cross`` when the segment old->new meets the fence (not for FSET), else ``outside`` |
+| no         | no         | ``cross`` if old->new meets the fence, else ``outside`` |
+
+(FSET never yields ``cross``: the object did not move.)
 
 ``expand(primary)`` gives the events actually sent, in order: ``enter`` is followed
 by ``inside`` and ``exit``/``cross`` by ``outside``; a fence's DETECT list filters
