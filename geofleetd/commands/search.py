@@ -399,6 +399,8 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
             dists.append(dist)
         total = seen
         nxt = q.cursor + len(page) if more else 0
+        if q.distance:
+            _exact_point_distances(q, col, page, dists)
         return page, dists, nxt, total
 
     if q.cmd in ("within", "intersects"):
@@ -444,6 +446,21 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
     page = ids[q.cursor : q.cursor + limit]
     end = q.cursor + len(page)
     return page, None, (end if end < total else 0), total
+
+
+def _exact_point_distances(
+    q: Query, col: Collection, page: list[str], dists: list[float]
+) -> None:
+    """Recompute printed point distances with the scalar haversine.
+
+    The index orders by its own (vectorised) distance, which may differ from
+    Tile38's in the last bits; DISTANCE prints every digit, so the page's point
+    distances are redone in Tile38's order of operations.
+    """
+    for j, oid in enumerate(page):
+        pos = col.points.get(oid)
+        if pos is not None:
+            dists[j] = haversine_m(q.lat, q.lon, pos[0], pos[1])
 
 
 def _shape_hits(q: Query, col: Collection) -> list[str]:
