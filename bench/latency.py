@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         "events_unmatched": unmatched,
         "events_unparsed": unparsed,
         "updates_with_event": with_event,
+        # The server answered fewer updates than were sent within 30 s of the
+        # last send: it could not keep up with the rate, latencies are queueing.
+        "fell_behind": replies < len(stamps),
     }
     if lat_ms:
         a = np.asarray(lat_ms)

@@ -251,7 +251,15 @@ class Bench:
             raise BenchError(f"{srv.label} is not running; log tail:\n{srv.log_tail()}")
         path, n = self.file(name)
         busy_before = self.quiet([srv.pid]) if timed else 0.0
-        res = common.pipe(srv.port, path, n, self.timeout_for(n), srv.root, srv.pid)
+        try:
+            res = common.pipe(srv.port, path, n, self.timeout_for(n), srv.root, srv.pid)
+        except BenchError as exc:
+            if srv.alive():
+                raise
+            raise BenchError(
+                f"{srv.label} exited (code {srv.proc.returncode if srv.proc else '?'}) "
+                f"during {name}: {exc}\nlog tail:\n{srv.log_tail()}"
+            ) from exc
         res.busy_before = busy_before
         if not srv.alive():
             raise BenchError(
@@ -965,7 +973,13 @@ def report(b: Bench) -> str:
                 fence_rows.append(
                     [
                         what,
-                        f"p50 {e.get('p50_ms')} ms, p99 {e.get('p99_ms')} ms"
+                        (
+                            f"FELL BEHIND ({e.get('replies', 0):,} of "
+                            f"{e.get('updates', 0):,} answered): "
+                            if e.get("fell_behind")
+                            else ""
+                        )
+                        + f"p50 {e.get('p50_ms')} ms, p99 {e.get('p99_ms')} ms"
                         + (" *" if e.get("cpu_others", 0) >= BUSY_MARK else ""),
                         f"{e.get('events_matched', 0):,}",
                         "p50 0.24 ms, p99 2.4-2.9 ms" if kind == "geofleetd" else "-",
@@ -991,6 +1005,18 @@ def report(b: Bench) -> str:
             + "; those figures are low by an unknown amount."
         )
     return "\n".join(out)
+
+
+def keep_logs(workdir: Path) -> None:
+    """Copy every server log of a failed run to bench/out/logs-<time>/."""
+    logs = sorted(workdir.glob("*/server.log"))
+    if not logs:
+        return
+    dest = HERE / "out" / time.strftime("logs-%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in logs:
+        shutil.copyfile(path, dest / f"{path.parent.name}.log")
+    log(f"server logs of this run copied to {dest}")
 
 
 def parse_only(text: str | None) -> list[str]:
@@ -1148,6 +1174,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = 2
     finally:
         common.stop_all()
+        if rc != 0:
+            keep_logs(workdir)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
