@@ -11,6 +11,7 @@ import gc
 import os
 import resource
 import sys
+import threading
 import time
 from typing import Any
 
@@ -171,11 +172,23 @@ def cmd_client(ctx: Ctx, args: list[str]) -> object:
     raise invalid(args[1])
 
 
+def _rss_bytes() -> int:
+    """Resident memory now (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def server_stats(ctx: Ctx) -> dict[str, Any]:
+    """SERVER's fields: Tile38's leader set, then a few of geofleetd's own."""
     srv = ctx.server
-    num_objects = sum(len(c) for c in ctx.db.cols.values())
-    num_points = sum(c.num_points() for c in ctx.db.cols.values())
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cols = ctx.db.cols.values()
+    num_objects = sum(len(c) for c in cols)
+    num_points = sum(c.num_points() for c in cols)
+    num_strings = sum(len(c.strings) for c in cols)
+    rss = _rss_bytes()
     return {
         "id": srv.server_id,
         "version": __version__,
@@ -184,14 +197,15 @@ def server_stats(ctx: Ctx) -> dict[str, Any]:
         "num_collections": len(ctx.db.cols),
         "num_objects": num_objects,
         "num_points": num_points,
+        "num_strings": num_strings,
         "num_hooks": srv.num_hooks(),
         "in_memory_size": num_points * 16,
-        "heap_size": usage.ru_maxrss * 1024,
-        "mem_alloc": usage.ru_maxrss * 1024,
+        "heap_size": rss,
+        "heap_released": 0,
+        "mem_alloc": rss,
         "read_only": srv.read_only,
-        "following": "",
         "aof_size": srv.log_bytes(),
-        "threads": 1,
+        "threads": threading.active_count(),
         "cpus": os.cpu_count() or 1,
         "http_transport": False,
         "max_heap_size": 0,
@@ -203,13 +217,94 @@ def server_stats(ctx: Ctx) -> dict[str, Any]:
     }
 
 
+# Go runtime metrics of Tile38's SERVER EXT with no Python counterpart: reported
+# as 0 so that clients expecting Tile38's field set can read the reply.
+_GO_ONLY = (
+    "buck_hash_sys_bytes",
+    "heap_idle_bytes",
+    "heap_released_bytes",
+    "lookups_total",
+    "mallocs_total",
+    "mcache_inuse_bytes",
+    "mcache_sys_bytes",
+    "mspan_inuse_bytes",
+    "mspan_sys_bytes",
+    "next_gc_bytes",
+    "other_sys_bytes",
+    "stack_inuse_bytes",
+    "stack_sys_bytes",
+)
+
+
+def extended_stats(ctx: Ctx, base: dict[str, Any]) -> dict[str, Any]:
+    """SERVER EXT: Tile38's extended field set, then geofleetd's own counters."""
+    srv = ctx.server
+    own = srv.ext_stats()
+    rss = base["heap_size"]
+    collected = sum(int(g.get("collected", 0)) for g in gc.get_stats())
+    out: dict[str, Any] = {
+        "alloc_bytes": rss,
+        "alloc_bytes_total": rss,
+        "frees_total": float(collected),
+        "gc_cpu_fraction": 0.0,
+        "gc_sys_bytes": 0.0,
+        "go_goroutines": len(srv.clients),
+        "go_threads": base["threads"],
+        "go_version": "python" + base["python"],
+        "heap_alloc_bytes": rss,
+        "heap_inuse_bytes": rss,
+        "heap_objects": 0,
+        "heap_sys_bytes": rss,
+        "last_gc_time_seconds": 0.0,
+        "sys_bytes": rss,
+        "sys_cpus": base["cpus"],
+    }
+    out.update(dict.fromkeys(_GO_ONLY, 0))
+    out.update(
+        {
+            "tile38_aof_current_rewrite_time_sec": 0,
+            "tile38_aof_enabled": True,
+            "tile38_aof_last_rewrite_time_sec": 0,
+            "tile38_aof_rewrite_in_progress": False,
+            "tile38_aof_size": base["aof_size"],
+            "tile38_avg_point_size": 0,
+            "tile38_cluster_enabled": False,
+            "tile38_connected_clients": len(srv.clients),
+            "tile38_connected_slaves": 0,
+            "tile38_expired_keys": 0,
+            "tile38_http_transport": False,
+            "tile38_id": base["id"],
+            "tile38_in_memory_size": base["in_memory_size"],
+            "tile38_max_heap_size": 0,
+            "tile38_num_collections": base["num_collections"],
+            "tile38_num_hooks": base["num_hooks"],
+            "tile38_num_objects": base["num_objects"],
+            "tile38_num_points": base["num_points"],
+            "tile38_num_strings": base["num_strings"],
+            "tile38_num_object_groups": 0,
+            "tile38_num_hook_groups": 0,
+            "tile38_pid": base["pid"],
+            "tile38_pointer_size": 8,
+            "tile38_read_only": base["read_only"],
+            "tile38_total_commands_processed": srv.commands_processed,
+            "tile38_total_connections_received": srv.connections_received,
+            "tile38_total_messages_sent": int(own.get("fence_events_sent", 0)),
+            "tile38_type": "leader",
+            "tile38_uptime_in_seconds": float(time.time() - srv.started),
+            "tile38_version": __version__,
+        }
+    )
+    out.update(own)
+    return out
+
+
 @command("SERVER")
 def cmd_server(ctx: Ctx, args: list[str]) -> object:
     if len(args) > 2 or (len(args) == 2 and args[1].upper() != "EXT"):
         raise WrongArgs("server")
     stats = server_stats(ctx)
     if len(args) == 2:
-        stats.update(ctx.server.ext_stats())
+        stats = extended_stats(ctx, stats)
     if ctx.json:
         return Json(stats=stats)
     flat: list[object] = []
@@ -221,7 +316,12 @@ def cmd_server(ctx: Ctx, args: list[str]) -> object:
 @command("INFO")
 def cmd_info(ctx: Ctx, args: list[str]) -> object:
     stats = server_stats(ctx)
-    sections = {
+    own = ctx.server.ext_stats()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Tile38's sections and fields (CPU seconds as whole numbers, as Tile38's
+    # clients expect integers there), plus a few of geofleetd's own.
+    sections: dict[str, dict[str, Any]] = {
         "server": {
             "tile38_version": "1.37.0",
             "geofleetd_version": __version__,
@@ -233,18 +333,26 @@ def cmd_info(ctx: Ctx, args: list[str]) -> object:
         "memory": {"used_memory": stats["heap_size"]},
         "persistence": {
             "aof_enabled": 1,
+            "aof_rewrite_in_progress": 0,
+            "aof_last_rewrite_time_sec": 0,
+            "aof_current_rewrite_time_sec": 0,
             "aof_current_size": stats["aof_size"],
             "fsync": stats["fsync"],
         },
         "stats": {
-            "total_commands_processed": ctx.server.commands_processed,
             "total_connections_received": ctx.server.connections_received,
+            "total_commands_processed": ctx.server.commands_processed,
+            "total_messages_sent": int(own.get("fence_events_sent", 0)),
+            "expired_keys": 0,
         },
         "replication": {"role": "master", "connected_slaves": 0},
         "cpu": {
-            "used_cpu_sys": resource.getrusage(resource.RUSAGE_SELF).ru_stime,
-            "used_cpu_user": resource.getrusage(resource.RUSAGE_SELF).ru_utime,
+            "used_cpu_sys": int(usage.ru_stime),
+            "used_cpu_user": int(usage.ru_utime),
+            "used_cpu_sys_children": int(children.ru_stime),
+            "used_cpu_user_children": int(children.ru_utime),
         },
+        "cluster": {"cluster_enabled": 0},
         "keyspace": {"num_collections": stats["num_collections"]},
     }
     wanted = {a.lower() for a in args[1:]}

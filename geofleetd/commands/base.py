@@ -13,6 +13,7 @@ number of arguments`` in JSON mode.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from geofleetd.errors import GeofleetError
 from geofleetd.geometry.fmt import fnum
+from geofleetd.protocol.jsonout import Raw
 from geofleetd.store.database import Database
 
 if TYPE_CHECKING:
@@ -131,6 +133,31 @@ def field_value(s: str) -> float | str:
 
 def field_text(v: float | str) -> str:
     return fnum(v) if isinstance(v, float) else v
+
+
+def field_json(v: float | str) -> float | str:
+    """A field value for a JSON-mode reply.
+
+    Numbers stay numbers. A string that holds a JSON object or array (what a client
+    sends for a structured field) is spliced in as JSON, as Tile38 does; any other
+    string is a JSON string.
+    """
+    if isinstance(v, str) and v[:1] in ("{", "[") and _is_json_document(v):
+        return Raw(v)
+    return v
+
+
+def _is_json_document(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def fields_json(fields: dict[str, float | str]) -> dict[str, float | str]:
+    """Fields as a name-sorted dict for a JSON-mode reply."""
+    return {name: field_json(fields[name]) for name in sorted(fields)}
 
 
 def fields_resp(fields: dict[str, float | str] | None) -> list[str]:

@@ -17,6 +17,7 @@ from geofleetd.commands.base import (
     command,
     field_text,
     field_value,
+    fields_json,
     fields_resp,
     invalid,
     parse_float,
@@ -189,6 +190,14 @@ def _parse_object(args: list[str], i: int) -> tuple[ObjRecord, int]:
                 "invalid bounds: min must not exceed max "
                 "(bounds crossing the antimeridian are not supported)"
             )
+        if minlat == maxlat and minlon == maxlon:
+            # a zero-size box is a point (a ring of one position is not a polygon)
+            return ("p", minlat, minlon), i + 5
+        if minlat == maxlat or minlon == maxlon:
+            # a zero-width box is the segment between its corners
+            line = [[minlon, minlat], [maxlon, maxlat]]
+            text = json.dumps({"type": "LineString", "coordinates": line})
+            return ("g", parse_geojson(text).text), i + 5
         ring = [
             [minlon, minlat],
             [maxlon, minlat],
@@ -263,6 +272,15 @@ def _not_found(ctx: Ctx, message: str, resp_value: object = None) -> object:
     return resp_value
 
 
+def point_body(col: Collection, oid: str, lat: float, lon: float) -> dict[str, float]:
+    """``{"lat":..,"lon":..}`` plus ``"z"`` when the point has an elevation."""
+    body = {"lat": lat, "lon": lon}
+    z = col.z.get(oid) if col.z else None
+    if z:  # Tile38 leaves out a zero elevation
+        body["z"] = z
+    return body
+
+
 @command("GET")
 def cmd_get(ctx: Ctx, args: list[str]) -> object:
     n = len(args)
@@ -310,7 +328,7 @@ def cmd_get(ctx: Ctx, args: list[str]) -> object:
             raise GeofleetError("not a geometry object")  # strings have no geometry
         elif kind == "POINT":
             lat, lon = col.center(oid)  # type: ignore[misc]
-            body["point"] = {"lat": lat, "lon": lon}
+            body["point"] = point_body(col, oid, lat, lon)
         elif kind == "BOUNDS":
             b = col.bbox(oid)
             assert b is not None
@@ -322,7 +340,7 @@ def cmd_get(ctx: Ctx, args: list[str]) -> object:
             lat, lon = col.center(oid)  # type: ignore[misc]
             body["hash"] = geohash.encode(lat, lon, precision)
         if withfields and fields:
-            body["fields"] = dict(sorted(fields.items()))
+            body["fields"] = fields_json(fields)
         return body
 
     value: object
@@ -333,7 +351,7 @@ def cmd_get(ctx: Ctx, args: list[str]) -> object:
     elif kind == "POINT":
         lat, lon = col.center(oid)  # type: ignore[misc]
         zval = col.z.get(oid) if col.z else None
-        value = [fnum(lat), fnum(lon)] + ([fnum(zval)] if zval is not None else [])
+        value = [fnum(lat), fnum(lon)] + ([fnum(zval)] if zval else [])
     elif kind == "BOUNDS":
         b = col.bbox(oid)
         assert b is not None
@@ -512,7 +530,7 @@ def cmd_ttl(ctx: Ctx, args: list[str]) -> object:
     if at is None:
         return Json(ttl=-1) if ctx.json else -1
     remaining = max(0.0, at - ctx.now)
-    return Json(ttl=round(remaining, 3)) if ctx.json else int(remaining)
+    return Json(ttl=remaining) if ctx.json else int(remaining)
 
 
 @command("EXPIRE", write=True)
@@ -548,7 +566,19 @@ def cmd_persist(ctx: Ctx, args: list[str]) -> object:
     return Json() if ctx.json else 1
 
 
-# -- JSON documents stored as string objects -----------------------------------
+# -- JSON documents: JSET / JGET / JDEL -----------------------------------------
+#
+# A path is dot-separated. In an array a part is an index, and ``-1`` means "after
+# the last element" (JSET appends) or "the last element" (JDEL). JSET creates what
+# is missing on the way: an array when the next part is an index, else an object.
+# A geometry object stays a geometry (the new document is stored as SET ... OBJECT
+# would store it); anything else is stored as a string.
+
+
+def _index(part: str) -> int | None:
+    if part == "-1":
+        return -1
+    return int(part) if part.isdigit() else None
 
 
 def _jpath_get(doc: Any, path: str) -> Any:
@@ -556,14 +586,65 @@ def _jpath_get(doc: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
+            continue
+        idx = _index(part)
+        if isinstance(cur, list) and idx is not None and -len(cur) <= idx < len(cur):
+            cur = cur[idx]
         else:
             raise KeyError(path)
     return cur
 
 
+def _jset_path(doc: Any, parts: list[str], value: Any) -> Any:
+    """``doc`` with ``value`` put at ``parts``; containers are made as needed."""
+    part = parts[0]
+    idx = _index(part)
+    if not isinstance(doc, dict | list):
+        doc = [] if idx is not None else {}
+    if isinstance(doc, list) and idx is None:
+        doc = {}
+    rest = parts[1:]
+    if isinstance(doc, dict):
+        doc[part] = _jset_path(doc.get(part), rest, value) if rest else value
+        return doc
+    assert idx is not None
+    if idx == -1 or idx >= len(doc):
+        doc.extend([None] * (0 if idx == -1 else idx - len(doc)))
+        doc.append(_jset_path(None, rest, value) if rest else value)
+    else:
+        doc[idx] = _jset_path(doc[idx], rest, value) if rest else value
+    return doc
+
+
+def _jdel_path(doc: Any, parts: list[str]) -> bool:
+    """Remove the member at ``parts``; False when there is none."""
+    try:
+        parent = _jpath_get(doc, ".".join(parts[:-1])) if len(parts) > 1 else doc
+    except KeyError:
+        return False
+    last = parts[-1]
+    if isinstance(parent, dict):
+        if last not in parent:
+            return False
+        del parent[last]
+        return True
+    idx = _index(last)
+    if (
+        isinstance(parent, list)
+        and idx is not None
+        and -len(parent) <= idx < len(parent)
+    ):
+        del parent[idx]
+        return True
+    return False
+
+
+_JSON_LITERALS = ("true", "false", "null")
+
+
 def _jvalue(raw: str, mode: str) -> Any:
+    """The value JSET stores: RAW parses JSON, STR keeps text; by default only
+    true/false/null and numbers are typed, anything else is a string."""
     if mode == "STR":
         return raw
     if mode == "RAW":
@@ -571,37 +652,71 @@ def _jvalue(raw: str, mode: str) -> Any:
             return json.loads(raw)
         except ValueError:
             raise GeofleetError(f"invalid json: {raw}") from None
+    if raw in _JSON_LITERALS:
+        return json.loads(raw)
     try:
+        float(raw)
         value = json.loads(raw)
     except ValueError:
         return raw
-    return value if not isinstance(value, dict | list) else raw
+    return value if isinstance(value, int | float) else raw
 
 
 def _jdump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _jtext(col: Collection, oid: str) -> tuple[str, bool]:
+    """The stored document of a live id, and whether it is a geometry."""
+    text = col.strings.get(oid)
+    if text is not None:
+        return text, False
+    return col.object_json(oid) or "{}", True
+
+
+def _jstore(ctx: Ctx, key: str, oid: str, doc: Any, geo: bool, name: str) -> None:
+    text = _jdump(doc)
+    rec: ObjRecord = _parse_object(["OBJECT", text], 0)[0] if geo else ("s", text)
+    col = ctx.db.cols.get(key)
+    expire = col.expires.get(oid) if col is not None and name == "jdel" else None
+    _write_object(ctx, key, oid, rec, None, expire, name)
+
+
+def _jstring(value: Any, raw: bool) -> str:
+    if isinstance(value, str) and not raw:
+        return value
+    return _jdump(value)
+
+
 @command("JGET")
 def cmd_jget(ctx: Ctx, args: list[str]) -> object:
     if len(args) not in (3, 4, 5):
         raise WrongArgs("jget")
+    path: str | None = None
+    raw = False
+    if len(args) == 4 and args[3].upper() == "RAW":
+        raw = True
+    elif len(args) >= 4:
+        path = args[3]
+        if len(args) == 5:
+            if args[4].upper() != "RAW":
+                raise invalid(args[4])
+            raw = True
     col, live = get_live(ctx, args[1], args[2])
     if col is None:
         return _not_found(ctx, KEY_NOT_FOUND)
     if not live:
         return _not_found(ctx, ID_NOT_FOUND)
-    text = col.strings.get(args[2])
-    if text is None:
-        text = col.object_json(args[2]) or ""
-    if len(args) >= 4 and args[3].upper() != "RAW":
-        try:
-            value = _jpath_get(json.loads(text), args[3])
-        except (KeyError, ValueError):
-            return _not_found(ctx, "path not found") if ctx.json else None
-        out = value if isinstance(value, str) else _jdump(value)
-    else:
+    text, _ = _jtext(col, args[2])
+    if path is None:
         out = text
+    else:
+        try:
+            value = _jpath_get(json.loads(text), path)
+        except (KeyError, ValueError):
+            # Tile38: no value member in JSON mode, nil in RESP mode
+            return Json() if ctx.json else None
+        out = _jstring(value, raw)
     return Json(value=out) if ctx.json else out
 
 
@@ -613,26 +728,18 @@ def cmd_jset(ctx: Ctx, args: list[str]) -> object:
     mode = args[5].upper() if len(args) == 6 else ""
     if mode not in ("", "RAW", "STR"):
         raise invalid(args[5])
+    value = _jvalue(raw, mode)
     col, live = get_live(ctx, key, oid)
     doc: Any = {}
+    geo = False
     if col is not None and live:
-        text = col.strings.get(oid) or col.object_json(oid) or "{}"
+        text, geo = _jtext(col, oid)
         try:
             doc = json.loads(text)
         except ValueError:
             doc = {}
-    if not isinstance(doc, dict):
-        doc = {}
-    cur = doc
-    parts = path.split(".")
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = cur[part] = {}
-        cur = nxt
-    cur[parts[-1]] = _jvalue(raw, mode)
-    fields = None
-    _write_object(ctx, key, oid, ("s", _jdump(doc)), fields, None, "jset")
+    doc = _jset_path(doc, path.split("."), value)
+    _jstore(ctx, key, oid, doc, geo, "jset")
     return Json() if ctx.json else OK
 
 
@@ -642,18 +749,18 @@ def cmd_jdel(ctx: Ctx, args: list[str]) -> object:
         raise WrongArgs("jdel")
     key, oid, path = args[1], args[2], args[3]
     col, live = get_live(ctx, key, oid)
-    if col is None or not live or oid not in col.strings:
-        return Json() if ctx.json else 0
+    if col is None:
+        return _not_found(ctx, KEY_NOT_FOUND, 0)
+    if not live:
+        return _not_found(ctx, "path not found", 0)
+    text, geo = _jtext(col, oid)
     try:
-        doc = json.loads(col.strings[oid])
-        parts = path.split(".")
-        parent = _jpath_get(doc, ".".join(parts[:-1])) if len(parts) > 1 else doc
-        if not isinstance(parent, dict) or parts[-1] not in parent:
-            return Json() if ctx.json else 0
-        del parent[parts[-1]]
-    except (KeyError, ValueError):
-        return Json() if ctx.json else 0
-    _write_object(ctx, key, oid, ("s", _jdump(doc)), None, col.expires.get(oid), "jdel")
+        doc = json.loads(text)
+    except ValueError:
+        return _not_found(ctx, "path not found", 0)
+    if not _jdel_path(doc, path.split(".")):
+        return _not_found(ctx, "path not found", 0)
+    _jstore(ctx, key, oid, doc, geo, "jdel")
     return Json() if ctx.json else 1
 
 

@@ -18,6 +18,7 @@ filtered results; the reply's cursor is where the next page starts, 0 at the end
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +32,7 @@ from geofleetd.commands.base import (
     Json,
     WrongArgs,
     command,
+    field_json,
     fields_resp,
     invalid,
     parse_float,
@@ -38,10 +40,11 @@ from geofleetd.commands.base import (
     parse_lat,
     parse_lon,
 )
+from geofleetd.commands.objects import point_body
 from geofleetd.commands.where import Pred, parse_where, wherein_pred
 from geofleetd.errors import ID_NOT_FOUND, KEY_NOT_FOUND, GeofleetError
 from geofleetd.geometry import areas, geohash
-from geofleetd.geometry.distance import haversine_m
+from geofleetd.geometry.distance import EARTH_RADIUS_M, haversine_m
 from geofleetd.geometry.fmt import fnum
 from geofleetd.geometry.geojson import parse_geojson, point_json
 from geofleetd.protocol.jsonout import Raw
@@ -75,6 +78,7 @@ class Query:
     lon: float = 0.0
     meters: float | None = None
     roam: tuple[str, str, float] | None = None
+    buffer: float = 0.0
     args: list[str] = field(default_factory=list)
 
 
@@ -162,6 +166,12 @@ def parse_query(ctx: Ctx, args: list[str]) -> Query:
             _need(args, i + 1, 1, name)
             q.limit = parse_int(args[i + 1])
             if q.limit < 0:
+                raise invalid(args[i + 1])
+            i += 2
+        elif word == "BUFFER":
+            _need(args, i + 1, 1, name)
+            q.buffer = parse_float(args[i + 1])
+            if q.buffer < 0:
                 raise invalid(args[i + 1])
             i += 2
         elif word == "SPARSE":
@@ -259,6 +269,8 @@ def parse_query(ctx: Ctx, args: list[str]) -> Query:
             raise invalid(args[i])
     else:
         q.area, i = parse_area(ctx, ctx.db.cols.get, args, i, name)
+        if q.buffer > 0:
+            q.area = buffered(q.area, q.buffer)
         while i < n and args[i].upper() == "CLIPBY":
             _need(args, i + 1, 1, name)
             clip, i = parse_area(ctx, ctx.db.cols.get, args, i + 1, name)
@@ -274,6 +286,64 @@ def _is_number(s: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+# -- BUFFER ----------------------------------------------------------------------
+
+_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedArea:
+    """A query area grown by BUFFER meters (any area kind, as a shapely shape)."""
+
+    geom: Any
+    bbox: tuple[float, float, float, float]
+
+    def contains_points(self, lats: Any, lons: Any) -> Any:
+        return np.asarray(
+            shapely.intersects_xy(
+                self.geom,
+                np.asarray(lons, dtype=np.float64),
+                np.asarray(lats, dtype=np.float64),
+            ),
+            dtype=np.bool_,
+        )
+
+    def intersects_geom(self, g: Any) -> bool:
+        return bool(shapely.intersects(self.geom, g))
+
+    def contains_geom(self, g: Any) -> bool:
+        return bool(shapely.covers(self.geom, g))
+
+
+def buffered(area: Any, meters: float) -> Any:
+    """``area`` grown by ``meters`` on every side.
+
+    A circle just gets a larger radius. Any other area is buffered in a local
+    equirectangular plane around its center (x scaled by the cosine of the center
+    latitude), which is close for areas up to a few hundred kilometres across.
+    """
+    if isinstance(area, areas.Circle):
+        return areas.Circle(area.lat, area.lon, area.meters + meters)
+    minlon, minlat, maxlon, maxlat = area.bbox
+    lat0, lon0 = (minlat + maxlat) / 2, (minlon + maxlon) / 2
+    kx = max(math.cos(math.radians(lat0)), 1e-6) * _M_PER_DEG
+    ky = _M_PER_DEG
+
+    def to_plane(xy: Any) -> Any:
+        return np.column_stack(((xy[:, 0] - lon0) * kx, (xy[:, 1] - lat0) * ky))
+
+    def to_degrees(xy: Any) -> Any:
+        lons = np.clip(xy[:, 0] / kx + lon0, -180.0, 180.0)
+        lats = np.clip(xy[:, 1] / ky + lat0, -90.0, 90.0)
+        return np.column_stack((lons, lats))
+
+    plane = shapely.transform(area.geom, to_plane)
+    grown = shapely.transform(shapely.buffer(plane, meters, quad_segs=16), to_degrees)
+    shapely.prepare(grown)
+    x0, y0, x1, y1 = (float(v) for v in shapely.bounds(grown))
+    return BufferedArea(grown, (x0, y0, x1, y1))
 
 
 # -- filtering -------------------------------------------------------------------
@@ -420,7 +490,7 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
             ids = [oid for oid in ids if passes(q, col, oid, now)]
         if q.output == "COUNT":
             return [], None, 0, len(ids)
-        ids.sort(reverse=q.desc)
+        ids.sort(key=_index_order(col), reverse=q.desc)
     elif q.cmd == "search":
         items = sorted(
             col.strings.items(), key=lambda kv: (kv[1], kv[0]), reverse=q.desc
@@ -461,6 +531,24 @@ def _exact_point_distances(
         pos = col.points.get(oid)
         if pos is not None:
             dists[j] = haversine_m(q.lat, q.lon, pos[0], pos[1])
+
+
+def _index_order(col: Collection) -> Any:
+    """Sort key for WITHIN/INTERSECTS results: west edge first, then id.
+
+    Tile38 returns these in its R-tree's order, which for the small result sets
+    clients compare against runs west to east by each object's minimum
+    longitude; ids break ties so paging with CURSOR stays stable.
+    """
+
+    def key(oid: str) -> tuple[float, str]:
+        pos = col.points.get(oid)
+        if pos is not None:
+            return (pos[1], oid)
+        shape = col.shapes.get(oid)
+        return (shape.bbox[0] if shape is not None else 0.0, oid)
+
+    return key
 
 
 def _shape_hits(q: Query, col: Collection) -> list[str]:
@@ -525,7 +613,7 @@ def render(
                 )
             elif out == "POINTS":
                 lat, lon = _point_of(col, oid)
-                item["point"] = {"lat": lat, "lon": lon}
+                item["point"] = point_body(col, oid, lat, lon)
             elif out == "BOUNDS":
                 b = col.bbox(oid) or (0.0, 0.0, 0.0, 0.0)
                 item["bounds"] = {
@@ -537,7 +625,7 @@ def render(
                 item["hash"] = geohash.encode(lat, lon, q.precision)
             if names:
                 f = col.fields.get(oid) or {}
-                item["fields"] = [f.get(name, 0) for name in names]
+                item["fields"] = [field_json(f.get(name, 0)) for name in names]
             if q.distance and dists is not None:
                 item["distance"] = dists[j]
             items.append(item)
@@ -559,7 +647,8 @@ def render(
             row.append(s if s is not None else col.object_json(oid))
         elif out == "POINTS":
             lat, lon = _point_of(col, oid)
-            row.append([fnum(lat), fnum(lon)])
+            z = col.z.get(oid) if col.z else None
+            row.append([fnum(lat), fnum(lon)] + ([fnum(z)] if z else []))
         elif out == "BOUNDS":
             b = col.bbox(oid) or (0.0, 0.0, 0.0, 0.0)
             row.append([[fnum(b[0]), fnum(b[1])], [fnum(b[2]), fnum(b[3])]])
