@@ -129,6 +129,7 @@ def cmd_flushdb(ctx: Ctx, args: list[str]) -> object:
         ctx.db.note(("chan", name, engine.channels[name]))
         engine.del_channel(name)
         ctx.changes.append(["delchan", name])
+    ctx.server.hooks.delete(ctx, sorted(ctx.server.hooks.hooks))
     ctx.changes.append(["flush"])
     return Json() if ctx.json else OK
 

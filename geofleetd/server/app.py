@@ -31,6 +31,7 @@ from typing import Any
 from geofleetd.commands import (  # noqa: F401  (registers the commands)
     admin,
     fences,
+    hooks,
     objects,
     pubsub,
     search,
@@ -65,6 +66,7 @@ class Server:
         # keys with fences or channels on them: writes there report fence notes
         self.watched: dict[str, int] = {}
         self.fences = FenceEngine(self)
+        self.hooks = hooks.HookRegistry()
         self.clients: dict[int, ClientConn] = {}
         self.queue: list[tuple[ClientConn, list[str]]] = []
         self.flush_only: list[ClientConn] = []
@@ -125,6 +127,8 @@ class Server:
             for rec in self.log.replay():
                 if rec[0] in ("set", "del", "drop", "rename", "flush"):
                     apply_record(db, rec)
+                elif rec[0] in ("sethook", "delhook"):
+                    self.hooks.apply_record(rec)
                 else:
                     self.fences.apply_record(rec)
                 count += 1
@@ -270,7 +274,7 @@ class Server:
             self.log.append(ctx.changes)
         except StorageFullError as exc:
             log.error(kv("commit_failed", records=len(ctx.changes), cause=exc.message))
-            self.db.rollback(self.fences.undo)
+            self.db.rollback(self._undo_other)
             self.db.rebuild_heap()
             self._last_commit_error = exc.message
             return False
@@ -476,7 +480,11 @@ class Server:
         assert self.log is not None
         t0 = time.perf_counter()
         try:
-            records = state_records(self.db) + self.fences.state_records()
+            records = (
+                state_records(self.db)
+                + self.fences.state_records()
+                + self.hooks.state_records()
+            )
             upto = self.log.last_seq
             result = await asyncio.to_thread(
                 self.log.snapshot_and_compact, records, upto
@@ -518,7 +526,11 @@ class Server:
         return out
 
     def num_hooks(self) -> int:
-        return 0
+        return len(self.hooks.hooks)
+
+    def _undo_other(self, entry: tuple[Any, ...]) -> None:
+        self.fences.undo(entry)
+        self.hooks.undo(entry)
 
     def fences_watch(self, key: str) -> bool:
         return key in self.watched
