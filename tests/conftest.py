@@ -101,7 +101,9 @@ def start_server(
     deadline = time.monotonic() + 30
     found = 0
     while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
         m = re.findall(r"listening addr=127\.0\.0\.1:(\d+)", text)
         if m:
             found = int(m[-1])
