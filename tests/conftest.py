@@ -82,6 +82,7 @@ def start_server(
 ) -> ServerProc:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.server.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     logf = open(log_path, "ab")
     cmd = [
         sys.executable,
