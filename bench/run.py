@@ -558,9 +558,13 @@ class Bench:
                         "geofleetd": {"unsupported": f"PSUBSCRIBE: {sub.head()}"}
                     }
                     return
+                busy_before = self.quiet([srv.pid])
+                sub_cpu0 = common.proc_cpu_s(sub.proc.pid)
                 t0 = time.monotonic()
-                res = self.pipe(srv, data, timed=True)
+                res = self.pipe(srv, data)
                 t_end = time.monotonic()
+                res.busy_before = busy_before
+                sub_cpu = (common.proc_cpu_s(sub.proc.pid) - sub_cpu0) / (t_end - t0)
                 sub.wait_idle(idle=2.0, limit=120)
                 entry = self.record(workload, "geofleetd", res)
                 entry["events"] = sub.events
@@ -570,8 +574,10 @@ class Bench:
                     round(lag, 3) if lag is not None else None
                 )
                 entry["sample_event"] = sub.sample
+                entry["cpu_subscriber"] = round(sub_cpu, 2)
                 log(
-                    f"   subscriber got {sub.events:,} events; last one "
+                    f"   subscriber (redis-cli, {sub_cpu:.2f} cores) got "
+                    f"{sub.events:,} events; last one "
                     f"{lag if lag is None else round(lag, 3)} s after the last reply "
                     f"({t_end - t0:.2f} s of ingest)"
                 )
