@@ -12,15 +12,19 @@ Covering the version byte with the checksum lets a reader tell a flipped version
 byte (damage) from a record written by a newer format (``newer=True``), which a
 repair must never drop.
 
-Decoding uses ``raw=False`` (msgpack str comes back as ``str``, bin as ``bytes``),
-``strict_map_key=False`` (map keys may be any hashable msgpack value) and lists for
-arrays. Floats are packed as 64-bit doubles, so they come back bit-for-bit.
+Text is packed and unpacked with ``unicode_errors="surrogateescape"``: the server
+decodes client bytes that are not UTF-8 that way (an id or field sent as raw
+bytes), and such a str must be stored and come back unchanged rather than make
+the whole batch fail. Decoding uses ``raw=False`` (msgpack str comes back as
+``str``, bin as ``bytes``), ``strict_map_key=False`` (map keys may be any hashable
+msgpack value) and lists for arrays. Floats are packed as 64-bit doubles, so they
+come back bit-for-bit.
 
 Limits: the codec checks integrity, not meaning: a record that decodes is returned
 whatever its shape. It does not compress. A record msgpack can't pack (an int
-outside -2**63..2**64-1, a str with lone surrogates, an arbitrary object) raises
-from :meth:`RecordEncoder.encode_values` before anything is stored. Tuples are
-stored as arrays and come back as lists.
+outside -2**63..2**64-1, a str with a lone surrogate outside U+DC80..U+DCFF, an
+arbitrary object) raises from :meth:`RecordEncoder.encode_values` before anything
+is stored. Tuples are stored as arrays and come back as lists.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _crc32 = zlib.crc32
 # CRC of the version byte alone: the starting value for the payload's CRC.
 _CRC_START = {v: _crc32(bytes([v])) for v in range(256)}
 _SUPPORTED = frozenset({FORMAT_VERSION})
+_UNICODE_ERRORS = "surrogateescape"
 CRC_START = _CRC_START[FORMAT_VERSION]
 """Starting CRC value for payloads of the current version (for inlined loops)."""
 
@@ -77,7 +82,9 @@ class RecordEncoder:
     """
 
     def __init__(self) -> None:
-        self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        self._packer = msgpack.Packer(
+            use_bin_type=True, autoreset=True, unicode_errors=_UNICODE_ERRORS
+        )
 
     def encode(self, record: Any) -> bytes:
         """The stored value of one record."""
@@ -135,8 +142,13 @@ def decode_value(value: bytes | memoryview) -> Any:
 def unpack_payload(payload: bytes | memoryview) -> Any:
     """Decode a checksummed payload; RecordDecodeError if msgpack rejects it."""
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
+        return msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            unicode_errors=_UNICODE_ERRORS,
+        )
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        # ExtraData, FormatError and StackError are ValueError subclasses;
-        # a bad UTF-8 str raises UnicodeDecodeError (also a ValueError).
+        # ExtraData, FormatError and StackError are ValueError subclasses.
         raise RecordDecodeError(f"msgpack decode failed: {exc}") from exc

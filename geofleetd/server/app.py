@@ -278,6 +278,33 @@ class Server:
             self.db.rebuild_heap()
             self._last_commit_error = exc.message
             return False
+        except (TypeError, ValueError, OverflowError) as exc:
+            # msgpack could not pack a record: nothing of the batch is in the
+            # log, so undo it and answer its writes with an error.
+            log.error(kv("commit_failed", records=len(ctx.changes), cause=repr(exc)))
+            self.db.rollback(self.fences.undo)
+            self.db.rebuild_heap()
+            self._last_commit_error = f"the change can't be stored: {exc}"
+            return False
+        except Exception as exc:
+            # Any other failure (an lmdb.Error that is not "storage full") leaves
+            # the log in an unknown state: acknowledge nothing more, drop every
+            # client with its unsent replies, and stop with a non-zero exit code.
+            log.critical(
+                kv("commit_failed_fatal", records=len(ctx.changes), cause=repr(exc))
+            )
+            self.db.rollback(self.fences.undo)
+            self._last_commit_error = "the server is stopping after a log failure"
+            self.fatal = exc
+            if self.listener is not None:
+                self.listener.close()
+            for conn in list(self.clients.values()):
+                conn.out.clear()
+                conn.closed = True  # flush() sends nothing from now on
+                if conn.transport is not None:
+                    conn.transport.abort()
+            self.stopped.set()
+            return False
         self.db.commit_journal()
         self.fences.commit()
         self.live_records += 0
