@@ -93,11 +93,18 @@ class Server:
         loop = self.loop = asyncio.get_running_loop()
         data_dir = Path(self.config.dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = AppendLog(
-            data_dir / "log",
-            fsync=self.config.fsync,  # type: ignore[arg-type]
-            map_size_max=self.config.map_size_max,
-        )
+        from geofleetd.persistence.errors import LogDamagedError
+
+        try:
+            self.log = AppendLog(
+                data_dir / "log",
+                fsync=self.config.fsync,  # type: ignore[arg-type]
+                map_size_max=self.config.map_size_max,
+            )
+        except LogDamagedError as exc:
+            # Name the data directory, which is what `geofleetd check` takes.
+            text = str(exc).replace(str(data_dir / "log"), self.config.dir)
+            raise LogDamagedError(text) from exc
         self.listener = await loop.create_server(
             lambda: ClientConn(self),
             self.config.host,
@@ -135,10 +142,24 @@ class Server:
                 if count % REPLAY_SLICE == 0:
                     await asyncio.sleep(0)
         except Exception as exc:
+            from geofleetd.persistence.errors import (
+                CorruptRecordError,
+                LogDamagedError,
+            )
+
+            # The log names its own folder; the repair command takes the data
+            # directory given to ``serve --dir``.
+            log_dir = str(Path(self.config.dir) / "log")
+            if isinstance(exc, CorruptRecordError):
+                exc = CorruptRecordError(
+                    exc.seq, exc.reason, self.config.dir, exc.source
+                )
+            elif isinstance(exc, LogDamagedError):
+                exc = LogDamagedError(str(exc).replace(log_dir, self.config.dir))
             log.error(kv("replay_failed", records=count, cause=exc))
             self.fatal = exc
             self.stopped.set()
-            raise
+            return
         finally:
             db.journaling = True
         db.rebuild_heap()
