@@ -680,7 +680,25 @@ def cmd_nearby(ctx: Ctx, args: list[str]) -> object:
 
 @command("WITHIN")
 def cmd_within(ctx: Ctx, args: list[str]) -> object:
+    if len(args) == 8 and args[2] in _COUNT and args[3] in _BOUNDS and not ctx.json:
+        return _count_points_in_bounds(ctx, args)
     return _search(ctx, args)
+
+
+_COUNT = ("COUNT", "count")
+_BOUNDS = ("BOUNDS", "bounds")
+
+
+def _count_points_in_bounds(ctx: Ctx, args: list[str]) -> object:
+    """``WITHIN key COUNT BOUNDS a b c d`` on points only: no query object at all."""
+    col = ctx.db.cols.get(args[1])
+    if col is None or col.shapes or col.expires:
+        return _search(ctx, args)
+    minlat, minlon = parse_lat(args[4]), parse_lon(args[5])
+    maxlat, maxlon = parse_lat(args[6]), parse_lon(args[7])
+    if minlat > maxlat or minlon > maxlon:
+        return _search(ctx, args)  # the general path words the error
+    return col.points.count_bbox(minlat, minlon, maxlat, maxlon)
 
 
 @command("INTERSECTS")
