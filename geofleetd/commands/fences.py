@@ -3,7 +3,12 @@
 ``SETCHAN name [META name value ...] [EX seconds] NEARBY|WITHIN|INTERSECTS key
 [FENCE] ...`` defines a fence whose events are published to the pub/sub channel
 ``name`` (answer 1 when new, 0 when it replaced a channel of that name). Channel
-definitions are change records in the log, so they survive a restart.
+definitions are change records in the log, so they survive a restart. The area of
+``GET key id`` is resolved when the channel is created; its GeoJSON goes into the
+record, so a restart restores the same area even if that object has moved or gone.
+
+A channel set or deleted in the middle of a batch sees exactly the writes after
+(or before) that command: the engine is told the position in the batch's notes.
 """
 
 from __future__ import annotations
@@ -20,22 +25,53 @@ from geofleetd.commands.base import (
     parse_float,
 )
 from geofleetd.commands.search import Query, parse_query
+from geofleetd.geometry import areas
 from geofleetd.store.collection import glob_match
 
 if TYPE_CHECKING:
     from geofleetd.server.app import Server
 
 
-def parse_fence_args(server: Server, args: list[str]) -> Query:
-    """Parse a fence query (``NEARBY key ...``) outside of any client."""
+class _Frozen:
+    """Stands in for the database while a channel is restored from the log: every
+    ``GET key id`` reads the area recorded when the channel was created."""
+
+    def __init__(self, text: str) -> None:
+        self.cols = self
+        self.text = text
+
+    def get(self, key: str) -> _Frozen:
+        return self
+
+    def object_json(self, oid: str) -> str:
+        return self.text
+
+
+def parse_fence_args(
+    server: Server, args: list[str], area_json: str | None = None
+) -> Query:
+    """Parse a fence query (``NEARBY key ...``) outside of any client.
+
+    ``area_json``: the recorded area of a ``GET key id`` (on replay).
+    """
     from geofleetd.server.connection import ClientState
 
-    ctx = Ctx(server.db, server, ClientState(0, "fence"), time.time())
+    db: Any = server.db if area_json is None else _Frozen(area_json)
+    ctx = Ctx(db, server, ClientState(0, "fence"), time.time())
     if not args or args[0].upper() not in ("NEARBY", "WITHIN", "INTERSECTS"):
         raise invalid(args[0] if args else "")
     q = parse_query(ctx, args)
     q.fence = True
     return q
+
+
+def _get_area_json(q: Query, args: list[str]) -> str | None:
+    """The GeoJSON of an area given as ``GET key id`` (None for other areas)."""
+    if isinstance(q.area, areas.ShapeArea) and any(
+        a.upper() == "GET" for a in args[2:]
+    ):
+        return q.area.shape.text or None
+    return None
 
 
 @command("SETCHAN", write=True)
@@ -67,7 +103,15 @@ def cmd_setchan(ctx: Ctx, args: list[str]) -> object:
 
     engine = ctx.server.fences
     ctx.db.note(("chan", name, engine.channels.get(name)))
-    created = engine.set_channel(name, q, fence_args, meta, expires_at)
+    created = engine.set_channel(
+        name,
+        q,
+        fence_args,
+        meta,
+        expires_at,
+        _get_area_json(q, fence_args),
+        ctx.notes,
+    )
     ctx.changes.append(engine.channel_record(name))
     return Json() if ctx.json else int(created)
 
@@ -91,7 +135,7 @@ def _delete(ctx: Ctx, names: list[str]) -> object:
     engine = ctx.server.fences
     for name in names:
         ctx.db.note(("chan", name, engine.channels[name]))
-        engine.del_channel(name)
+        engine.del_channel(name, ctx.notes)
         ctx.changes.append(["delchan", name])
     return Json() if ctx.json else len(names)
 
