@@ -1013,6 +1013,37 @@ def report(b: Bench) -> str:
     return "\n".join(out)
 
 
+def export_ref(ref: str, dest: Path) -> tuple[str, str]:
+    """Export the geofleetd package at a git revision.
+
+    Returns the command that starts it and the revision's short hash.
+    """
+    root = HERE.parent
+    rev = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if rev.returncode != 0:
+        raise BenchError(f"unknown git revision {ref!r}: {rev.stderr.strip()}")
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", ref, "geofleetd"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {ref} failed: {archive.stderr.decode()[-300:]}")
+    subprocess.run(
+        ["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=60
+    )
+    # `env` execs the interpreter, so the server keeps the pid run.py sees.
+    cmd = shlex.join(["env", f"PYTHONPATH={dest}", sys.executable, "-m", "geofleetd"])
+    return cmd, rev.stdout.strip()
+
+
 def keep_logs(workdir: Path) -> None:
     """Copy every server log of a failed run to bench/out/logs-<time>/."""
     logs = sorted(workdir.glob("*/server.log"))
@@ -1057,6 +1088,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--geofleetd-cmd",
         help="command that starts geofleetd (default: the geofleetd on PATH)",
+    )
+    ap.add_argument(
+        "--geofleetd-ref",
+        help="run geofleetd as committed at this git revision (e.g. HEAD), "
+        "exported to a temporary folder, instead of the installed work tree",
     )
     ap.add_argument(
         "--fsync",
@@ -1113,6 +1149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_redis_tools()
         manifest = ensure_files(scale)
+        rev = ""
+        if args.geofleetd_ref:
+            args.geofleetd_cmd, rev = export_ref(args.geofleetd_ref, workdir / "src")
         g_argv, g_info = (
             geofleetd_argv(args.geofleetd_cmd)
             if "geofleetd" in args.servers
@@ -1120,6 +1159,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         bench = Bench(args, manifest, workdir, g_argv, g_info)
         info = common.machine_info()
+        if args.geofleetd_ref:
+            info["geofleetd_tree"] = f"{args.geofleetd_ref} = {rev} (exported)"
         log("machine: " + ", ".join(f"{k_}={v}" for k_, v in info.items()))
         log(
             f"workloads: {', '.join(selected)} ({scale}); "
