@@ -528,10 +528,18 @@ class Server:
         assert self.log is not None
         t0 = time.perf_counter()
         try:
-            records = (
-                state_records(self.db)
-                + self.fences.state_records()
-                + self.hooks.state_records()
+            import copy
+
+            records = state_records(self.db)
+            for rec in records:
+                # The worker thread encodes these while the loop goes on; a
+                # fields dict is changed in place by later writes, also by a
+                # batch that is then rolled back (-OOM). Give the snapshot its
+                # own copy: the state as of ``upto`` and nothing else.
+                if rec[0] == "set" and isinstance(rec[4], dict):
+                    rec[4] = dict(rec[4])
+            records += copy.deepcopy(
+                self.fences.state_records() + self.hooks.state_records()
             )
             upto = self.log.last_seq
             result = await asyncio.to_thread(

@@ -1,8 +1,9 @@
 """Shared pieces of the durability tests.
 
-- ``restart``: start a server again on a data directory that already has a log
-  (``start_server`` appends every run to one log file and reads the port from the
-  last ``listening`` line, so the previous run's lines are moved aside first);
+- ``restart``: start a server again on a data directory that already has a log,
+  after moving the previous run's log file aside, so ``log_text()`` is this run's;
+- ``spawn_server``: the same for another command line (under strace, or the
+  fault-injecting ``faulty_serve``);
 - ``run_server_once``: run ``geofleetd serve`` expecting it to exit by itself
   (refusing to start), with a time limit, returning exit code and output;
 - ``resp``/``pipeline``: pipelined commands over one socket;
@@ -16,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +196,7 @@ def assert_same_state(
                 )
 
 
-def wait_for(predicate: Any, timeout: float, step: float = 0.02) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
     """Poll ``predicate()`` until it is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -204,13 +206,18 @@ def wait_for(predicate: Any, timeout: float, step: float = 0.02) -> bool:
     return bool(predicate())
 
 
-def spawn_server(cmd: list[str], data_dir: Path, timeout: float = 30.0) -> ServerProc:
+def spawn_server(
+    cmd: list[str],
+    data_dir: Path,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> ServerProc:
     """Start ``cmd`` (a serve command line with ``--port 0``) like
     ``start_server`` does and wait for its ``ready`` line."""
     rotate_log(data_dir)
     log_path = data_dir.parent / f"{data_dir.name}.server.log"
     with open(log_path, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, cwd=str(ROOT))
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, cwd=str(ROOT), env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")

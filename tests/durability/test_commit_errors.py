@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -26,20 +27,24 @@ from tests.durability.helpers import (
     restart,
     serve_command,
     spawn_server,
+    wait_for,
 )
 
 
-def test_lmdb_failure_in_commit_is_fatal_and_unacknowledged(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    fault = tmp_path / "fault"
-    cmd = [
+def faulty_command(data_dir: Path, fault: Path) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "tests.durability.faulty_serve",
         str(fault),
         *serve_command(data_dir)[3:],
     ]
-    srv = spawn_server(cmd, data_dir)
+
+
+def test_lmdb_failure_in_commit_is_fatal_and_unacknowledged(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    fault = tmp_path / "fault"
+    srv = spawn_server(faulty_command(data_dir, fault), data_dir)
     try:
         client = srv.raw()
         idle = srv.raw()
@@ -139,5 +144,42 @@ def test_non_utf8_bytes_are_logged_and_survive_restart(tmp_path: Path) -> None:
         assert got == [[b"40.5", b"-74"], [b"note", value]]
         assert _call(sock, reader, b"GET", b"fleet", b"plain", b"POINT") == [b"1", b"2"]
         sock.close()
+    finally:
+        assert again.stop() == 0
+
+
+def test_write_refused_during_compaction_stays_undone(tmp_path: Path) -> None:
+    """A write answered -OOM while a compaction is pending must not reach the
+    snapshot: the snapshot is taken from the state as of the compaction's start,
+    not from objects the refused write touched and the rollback then replaced."""
+    data_dir = tmp_path / "data"
+    fault = tmp_path / "fault"
+    env = {**os.environ, "GEOFLEETD_TEST_SNAPSHOT_DELAY": "1.0"}
+    srv = spawn_server(faulty_command(data_dir, fault), data_dir, env=env)
+    try:
+        c = srv.raw()
+        first = ["SET", "fleet", "a", "FIELD", "speed", "10", "POINT", "40.5", "-74"]
+        assert c.call(*first) == "OK"
+        assert c.call("AOFSHRINK") == "OK"  # its snapshot waits 1 s to read
+        fault.write_text("full")
+        refused = [
+            c.call("FSET", "fleet", "a", "speed", "99"),
+            c.call("SET", "fleet", "a", "FIELD", "speed", "98", "POINT", "1", "1"),
+        ]
+        assert all(is_error(r) and str(r).startswith("OOM ") for r in refused), refused
+        fault.unlink()
+        assert c.call("FGET", "fleet", "a", "speed") == "10"
+        assert wait_for(lambda: " compacted " in srv.log_text(), 20)
+        assert c.call("SET", "fleet", "b", "POINT", "1", "2") == "OK"
+        c.close()
+    finally:
+        assert srv.stop() == 0
+    again = restart(data_dir)
+    try:
+        c = again.raw()
+        assert c.call("FGET", "fleet", "a", "speed") == "10"
+        assert c.call("GET", "fleet", "a", "POINT") == ["40.5", "-74"]
+        assert c.call("GET", "fleet", "b", "POINT") == ["1", "2"]
+        c.close()
     finally:
         assert again.stop() == 0
