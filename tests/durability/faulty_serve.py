@@ -50,13 +50,13 @@ def main(argv: list[str]) -> int:
 
     delay = float(os.environ.get("GEOFLEETD_TEST_SNAPSHOT_DELAY", "0"))
     if delay > 0:
-        real_write_snapshot = log_module.write_snapshot
+        real_write_snapshot = log_module.__dict__["write_snapshot"]
 
         def write_snapshot(*args: Any, **kwargs: Any) -> Any:
             time.sleep(delay)
             return real_write_snapshot(*args, **kwargs)
 
-        log_module.write_snapshot = write_snapshot  # type: ignore[assignment]
+        log_module.__dict__["write_snapshot"] = write_snapshot
 
     return cli.main(argv[1:])
 

@@ -166,7 +166,11 @@ def run_writers(
             assert admin.call("AOFSHRINK") == "OK"
             # wait for this compaction to end before asking for the next one
             done = before + i + 1
-            assert wait_for(lambda d=done: srv.log_text().count(" compacted ") >= d, 30)
+
+            def compacted(goal: int = done) -> bool:
+                return srv.log_text().count(" compacted ") >= goal
+
+            assert wait_for(compacted, 30)
     finally:
         admin.close()
         for t in threads:
