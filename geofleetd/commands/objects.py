@@ -53,6 +53,9 @@ def _write_object(
     db.note_object(key, col, oid, cap)
     watched = ctx.server.fences_watch(key)
     old_rec = col.obj_record(oid) if watched else None
+    old_fields = col.fields.get(oid) if watched else None
+    if old_fields:  # fences test WHERE on the old fields too; the dict changes below
+        old_fields = dict(old_fields)
     col.set_object(oid, rec)
     fields = col.fields.get(oid)
     if new_fields:
@@ -73,7 +76,15 @@ def _write_object(
     ctx.changes.append(["set", key, oid, rec, fields or None, expire_at])
     if watched:
         ctx.notes.append(
-            (command_name, key, oid, old_rec, rec, dict(fields) if fields else None)
+            (
+                command_name,
+                key,
+                oid,
+                old_rec,
+                rec,
+                dict(fields) if fields else None,
+                old_fields or None,
+            )
         )
 
 
@@ -496,6 +507,8 @@ def cmd_fset(ctx: Ctx, args: list[str]) -> object:
         if current.get(name, 0.0) != value:
             changed += 1
         updates.append((name, value))
+    if not changed:  # nothing to store, log or report to fences (as Tile38)
+        return Json() if ctx.json else 0
     rec = col.obj_record(oid)
     assert rec is not None
     _write_object(ctx, key, oid, rec, updates, col.expires.get(oid), "fset")
