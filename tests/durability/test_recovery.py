@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 from tests.conftest import RawClient, start_server
-from tests.durability.helpers import is_error, pipeline, pipeline_chunked, rotate_log
+from tests.durability.helpers import (
+    is_error,
+    pipeline,
+    pipeline_chunked,
+    restart,
+    rotate_log,
+    run_server_once,
+)
 
 IDS = 100_000
 RECORDS = 2 * IDS
@@ -72,3 +79,27 @@ def test_loading_then_ready_after_replaying_200k_records(tmp_path: Path) -> None
     assert len(ready) == 1, text
     assert int(ready[0][0]) == RECORDS
     assert 0 < float(ready[0][1]) < 60
+
+
+def test_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    srv = start_server(data_dir)
+    try:
+        client = srv.raw()
+        assert client.call("SET", "fleet", "a", "POINT", "1", "2") == "OK"
+        code, out = run_server_once(data_dir)
+        assert code != 0, out
+        assert "in use by another geofleetd process" in out
+        # the first one is unharmed and keeps its data
+        assert client.call("GET", "fleet", "a", "POINT") == ["1", "2"]
+        assert client.call("SET", "fleet", "b", "POINT", "3", "4") == "OK"
+        client.close()
+    finally:
+        assert srv.stop() == 0
+    again = restart(data_dir)
+    try:
+        client = again.raw()
+        assert client.call("SCAN", "fleet", "COUNT") == 2
+        client.close()
+    finally:
+        assert again.stop() == 0
