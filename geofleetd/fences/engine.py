@@ -90,6 +90,8 @@ Bools = NDArray[np.bool_]
 ORDER = {"exit": 1, "outside": 2, "enter": 3, "inside": 4}
 MOVES = frozenset({"set", "fset"})
 _KIND_CIRCLE, _KIND_BOUNDS, _KIND_OTHER = 0, 1, 2
+# up to this many notes of a key, a batch is evaluated note by note (no numpy)
+SMALL_BATCH = 48
 _NAN = float("nan")
 _escape = jsonout._escape
 
@@ -212,6 +214,38 @@ class _BoxGrid:
         self.ukeys, self.starts, self.counts = np.unique(
             keys, return_index=True, return_counts=True
         )
+        # the same for one point at a time, in plain Python
+        members = self.members.tolist()
+        self.table: dict[int, list[int]] = {
+            key: members[s : s + n]
+            for key, s, n in zip(
+                self.ukeys.tolist(),
+                self.starts.tolist(),
+                self.counts.tolist(),
+                strict=True,
+            )
+        }
+        self.big_list: list[int] = self.big.tolist()
+        self.cross: list[int] = []  # boxes of DETECT cross fences (set by _Plan)
+        self.box_list: list[tuple[float, float, float, float]] = [
+            (b[0], b[1], b[2], b[3]) for b in boxes.tolist()
+        ]
+
+    def lookup(self, lat: float, lon: float) -> list[int]:
+        """Boxes holding one point."""
+        c = self.cell
+        key = math.floor(lon / c) * _GRID_STRIDE + math.floor(lat / c)
+        boxes = self.box_list
+        out = [
+            k
+            for k in self.table.get(key, ())
+            if boxes[k][0] <= lon <= boxes[k][2] and boxes[k][1] <= lat <= boxes[k][3]
+        ]
+        for k in self.big_list:
+            b = boxes[k]
+            if b[0] <= lon <= b[2] and b[1] <= lat <= b[3]:
+                out.append(k)
+        return out
 
     def query(self, lats: F64, lons: F64) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """(point position, box position) for every box holding a point."""
@@ -265,6 +299,24 @@ class _Plan:
     p3: F64
     cross: Bools  # DETECT includes cross: the old->new segment is tested
     full: list[Fence]  # area fences that see every note of the key
+
+    def cells(self, *recs: Rec | None) -> list[int]:
+        """Fences whose box holds one of the point records (and, for DETECT cross
+        fences, whose box meets the box spanning them), each once."""
+        grid = self.grid
+        found: set[int] = set()
+        pts = [r for r in recs if r is not None]
+        for r in pts:
+            found.update(grid.lookup(r[1], r[2]))
+        if len(pts) == 2 and grid.cross:
+            a, b = pts
+            box = (
+                min(a[2], b[2]), min(a[1], b[1]), max(a[2], b[2]), max(a[1], b[1])
+            )  # fmt: skip
+            for k in grid.cross:
+                if _boxes_meet(grid.box_list[k], box):
+                    found.add(k)
+        return sorted(found)
 
 
 class _Cols:
@@ -536,6 +588,7 @@ class FenceEngine:
                 ],
                 dtype=np.bool_,
             )
+            grid.cross = np.flatnonzero(cross).tolist()
             fast = np.array([f.fast for f in spatial], dtype=np.bool_)
             plan = _Plan(
                 spatial,
@@ -573,6 +626,9 @@ class FenceEngine:
             for key, idxs in keys.items():
                 plan = self._plan(key)
                 if plan is None:
+                    continue
+                if len(idxs) <= SMALL_BATCH:
+                    self._eval_small(plan, idxs, batch)
                     continue
                 cols = _Cols(notes, idxs)
                 if plan.spatial:
@@ -696,9 +752,8 @@ class FenceEngine:
             m = kind == _KIND_CIRCLE
             if m.any():
                 k = kk[m]
-                out[m] = (
-                    _haversine_pairs(plan.p0[k], plan.p1[k], lats[m], lons[m])
-                    <= plan.p2[k]
+                out[m] = _circle_pairs(
+                    plan.p0[k], plan.p1[k], plan.p2[k], lats[m], lons[m]
                 )
             m = kind == _KIND_BOUNDS
             if m.any():
@@ -738,6 +793,72 @@ class FenceEngine:
                 self._eval_scalar(f, i, batch)
             else:
                 self._detect(f, i, notes[i], oi, ni, batch)
+
+    def _eval_small(self, plan: _Plan, idxs: list[int], batch: _Batch) -> None:
+        """A few notes (a paced stream): plain Python, no array set-up cost."""
+        notes = batch.notes
+        spatial = plan.spatial
+        for i in idxs:
+            note = notes[i]
+            cmd, old, new = note[0], note[3], note[4]
+            if spatial and cmd != "drop":
+                if (old is None or old[0] == "p") and (new is None or new[0] == "p"):
+                    if cmd == "del":
+                        for k in plan.cells(old):
+                            self._detect(spatial[k], i, note, False, False, batch)
+                    elif cmd in MOVES:
+                        was = old if cmd == "set" else None
+                        for k in plan.cells(was, new):
+                            f = spatial[k]
+                            self._pair(
+                                f, i, note, _rec_in(f.area, was), _rec_in(f.area, new),
+                                batch,
+                            )  # fmt: skip
+                else:
+                    box = _note_box(note)
+                    if box is not None:
+                        found = plan.tree.query(shapely.box(*box))
+                        for k in sorted(found.tolist()):
+                            self._eval_scalar(spatial[k], i, batch)
+            for f in plan.full:
+                if (old is None or old[0] != "g") and (new is None or new[0] != "g"):
+                    was = old if cmd == "set" else None
+                    self._detect(
+                        f, i, note, _rec_in(f.area, was), _rec_in(f.area, new), batch
+                    )
+                else:
+                    self._eval_scalar(f, i, batch)
+
+    def _pair(
+        self, f: Fence, i: int, note: Note, old_in: bool, new_in: bool, batch: _Batch
+    ) -> None:
+        """A candidate (fence, note): the table path when it applies."""
+        if not f.fast or note[0] != "set" or f.born_in is not None:
+            self._detect(f, i, note, old_in, new_in, batch)
+            return
+        renew, kinds = f.set_plan[old_in * 2 + new_in]
+        if not kinds:
+            return
+        oid = note[2]
+        if renew:
+            group = f.groups[oid] = _new_group()
+        else:
+            group = f.groups.get(oid) or ""
+            if not group:
+                group = f.groups[oid] = _new_group()
+        tail = batch.obj_tails.get(i)
+        if tail is None:
+            tail = batch.obj_tails[i] = _object_tail(note)
+        for kind, order in kinds:
+            batch.items.append(
+                (
+                    i * 8 + order,
+                    f.name,
+                    f,
+                    f'{{"command":"set","group":"{group}","detect":"{kind}'
+                    f'{f.mid}{batch.now}",{tail}}}',
+                )
+            )
 
     def _eval_scalar(self, f: Fence, i: int, batch: _Batch) -> None:
         """One (fence, note) pair, membership computed here (shapes, retired)."""
@@ -1106,11 +1227,50 @@ def _haversine_pairs(clat: F64, clon: F64, lats: F64, lons: F64) -> F64:
 def _contains(area: Any, lats: F64, lons: F64) -> Bools:
     ok = ~np.isnan(lats)
     out = np.zeros(len(lats), dtype=np.bool_)
+    if not ok.any():
+        return out
+    if isinstance(area, areas.Circle):
+        n = int(ok.sum())
+        out[ok] = _circle_pairs(
+            np.full(n, area.lat), np.full(n, area.lon), np.full(n, area.meters),
+            lats[ok], lons[ok],
+        )  # fmt: skip
+        return out
     if ok.all():
         return np.asarray(area.contains_points(lats, lons), dtype=np.bool_)
-    if ok.any():
-        out[ok] = area.contains_points(lats[ok], lons[ok])
+    out[ok] = area.contains_points(lats[ok], lons[ok])
     return out
+
+
+def _circle_pairs(clat: F64, clon: F64, meters: F64, lats: F64, lons: F64) -> Bools:
+    """Point n within meters[n] of (clat[n], clon[n]), exactly as ``_point_in``.
+
+    numpy's sine may differ from the C library's in the last bit, so points within
+    a micrometre of the rim are settled by the scalar formula: a point's side of a
+    fence never depends on how many updates shared its batch.
+    """
+    with np.errstate(invalid="ignore"):
+        d = _haversine_pairs(clat, clon, lats, lons)
+        out = d <= meters
+        rim = np.flatnonzero(np.abs(d - meters) <= 1e-6)
+    for n in rim.tolist():
+        out[n] = haversine_m(clat[n], clon[n], lats[n], lons[n]) <= meters[n]
+    return out
+
+
+def _point_in(area: Any, lat: float, lon: float) -> bool:
+    """One point's membership (boundary inside), the reference for every path."""
+    if isinstance(area, areas.Circle):
+        return haversine_m(area.lat, area.lon, lat, lon) <= area.meters
+    if isinstance(area, areas.Bounds):
+        return bool(
+            area.minlat <= lat <= area.maxlat and area.minlon <= lon <= area.maxlon
+        )
+    return bool(area.contains_points(np.array([lat]), np.array([lon]))[0])
+
+
+def _rec_in(area: Any, rec: Rec | None) -> bool:
+    return rec is not None and rec[0] == "p" and _point_in(area, rec[1], rec[2])
 
 
 def _center(rec: Rec) -> tuple[float, float]:
@@ -1164,8 +1324,7 @@ def _boxes_meet(a: tuple[float, ...], b: tuple[float, ...] | None) -> bool:
 def _inside(f: Fence, rec: Rec) -> bool:
     area = f.area
     if rec[0] == "p":
-        lat, lon = float(rec[1]), float(rec[2])
-        return bool(area.contains_points(np.array([lat]), np.array([lon]))[0])
+        return _point_in(area, float(rec[1]), float(rec[2]))
     g = parse_geojson_cached(rec[1]).geom
     if f.query.cmd == "within":
         return bool(area.contains_geom(g))
