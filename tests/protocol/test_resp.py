@@ -38,7 +38,7 @@ def test_inline_then_resp_split_anywhere(cuts: list[int]) -> None:
     parser = RequestParser()
     got: list[list[str]] = []
     prev = 0
-    for p in sorted({c % len(data) for c in cuts}) + [len(data)]:
+    for p in [*sorted({c % len(data) for c in cuts}), len(data)]:
         if p > prev:
             got += parser.feed(data[prev:p])
             prev = p
