@@ -406,6 +406,8 @@ class FenceEngine:
         # how many notes came before the delete)
         self._retired: list[tuple[Fence, list[Note], int]] = []
         self.events_sent = 0
+        self._sub_sig: Any = None
+        self._sub_cache: dict[str, list[tuple[ClientConn, str]]] = {}
 
     # -- registry ----------------------------------------------------------------
 
@@ -1095,10 +1097,11 @@ class FenceEngine:
     # -- delivery ------------------------------------------------------------------
 
     def _dispatch(self, items: list[tuple[int, str, Fence, str]]) -> None:
-        items.sort(key=lambda e: (e[0], e[1]))
+        items.sort(key=_event_order)
         self.events_sent += len(items)
         out: dict[int, tuple[ClientConn, list[str]]] = {}
-        targets: dict[str, list[tuple[ClientConn, str]]] = {}
+        routes: dict[str, list[tuple[list[str], str]]] = {}
+        subscribers = self._subscriber_table()
         for _o, name, f, text in items:
             size = len(text) if text.isascii() else len(text.encode())
             frame = f"${size}\r\n{text}\r\n"
@@ -1109,15 +1112,20 @@ class FenceEngine:
                     entry = out[id(conn)] = (conn, [])
                 entry[1].append(frame)
                 continue
-            subs = targets.get(name)
-            if subs is None:
-                subs = targets[name] = self._subscribers(name)
-            for conn, head in subs:
-                entry = out.get(id(conn))
-                if entry is None:
-                    entry = out[id(conn)] = (conn, [])
-                entry[1].append(head)
-                entry[1].append(frame)
+            route = routes.get(name)
+            if route is None:
+                route = routes[name] = []
+                subs = subscribers.get(name)
+                if subs is None:
+                    subs = subscribers[name] = self._subscribers(name)
+                for sub, head in subs:
+                    entry = out.get(id(sub))
+                    if entry is None:
+                        entry = out[id(sub)] = (sub, [])
+                    route.append((entry[1], head))
+            for parts, head in route:
+                parts.append(head)
+                parts.append(frame)
         limit = self.server.config.subscriber_queue_bytes
         piece = max(4096, min(1 << 20, limit // 4))
         for conn, parts in out.values():
@@ -1125,6 +1133,18 @@ class FenceEngine:
             for start in range(0, len(data), piece):
                 if not conn.push(data[start : start + piece]):
                     break
+
+    def _subscriber_table(self) -> dict[str, list[tuple[ClientConn, str]]]:
+        """Channel -> subscribers, kept across batches while subscriptions stay."""
+        hub = self.server.hub
+        sig = (
+            tuple((p, tuple(subs)) for p, subs in hub.patterns.items()),
+            tuple((c, tuple(subs)) for c, subs in hub.channels.items()),
+        )
+        if sig != self._sub_sig:
+            self._sub_sig = sig
+            self._sub_cache = {}
+        return self._sub_cache
 
     def _subscribers(self, channel: str) -> list[tuple[ClientConn, str]]:
         """Who receives a message on ``channel``, with the RESP frame's head."""
@@ -1190,6 +1210,10 @@ class _Overlay:
 
 _group_ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
 _group_host = os.urandom(5).hex()
+
+
+def _event_order(item: tuple[int, str, Fence, str]) -> tuple[int, str]:
+    return item[0], item[1]
 
 
 def _new_group() -> str:
