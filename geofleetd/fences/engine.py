@@ -9,20 +9,25 @@ into events, following Tile38 1.37:
 - Which fences see a note. A live fence sees every note of its key. A channel whose
   DETECT is unset or includes ``outside`` sees every note of its key too (so it
   reports ``outside`` for every update, and ``drop``). Any other channel sees a note
-  only when the bounding box of the old and new position overlaps the fence's box:
-  those channels sit in one shapely STRtree per key, queried once per batch with all
-  of the batch's boxes, so the cost follows the updates, not updates x fences.
-- Membership is tested for all candidate (note, fence) pairs at once where it pays:
-  numpy haversine for NEARBY circles, comparisons for bounds, one
-  ``intersects_xy`` call per polygon fence for its points. Boundaries count as
-  inside. Only pairs that produce an event reach Python code.
-- Detection is the pure ``detect.classify``/``expand``. COMMANDS and MATCH filter
-  first; WHERE/WHEREIN test the new fields (an old position counts as inside only
-  when its old fields passed too); an update whose new state fails WHERE sends
-  nothing. DEL, PDEL and expiry send ``del``; DROP sends ``drop``; FSET sends
-  ``inside``/``outside`` (never enter or exit: it does not move the object), nothing
-  under NOFIELDS. EXPIRE, PERSIST and string values send nothing. COUNT output sends
-  nothing, IDS only the id.
+  only when its bounding box holds the old or the new position (DETECT cross: meets
+  the box spanning both). Those boxes sit in a uniform grid per key (and a shapely
+  STRtree, for shapes and crossing paths): a batch finds all its (note, fence)
+  candidates in a few numpy operations, so the cost follows the updates, not
+  updates x fences.
+- Membership of all candidate pairs is tested at once: numpy haversine for NEARBY
+  circles, comparisons for bounds, one ``intersects_xy`` call per polygon fence.
+  Boundaries count as inside; a point within a micrometre of a circle's rim is
+  settled by the scalar haversine, the same formula small batches use, so batch
+  size never changes a point's side. Batches of at most ``SMALL_BATCH`` notes per
+  key (a paced stream) skip numpy and go note by note.
+- Detection is the pure ``detect.classify``/``expand``; plain SETs on fences without
+  filters take a precomputed table of it. COMMANDS and MATCH filter first;
+  WHERE/WHEREIN test the new fields (an old position counts as inside only when its
+  old fields passed too); an update whose new state fails WHERE sends nothing. DEL,
+  PDEL and expiry send ``del``; DROP sends ``drop``; FSET sends ``inside``/``outside``
+  (never enter or exit: it does not move the object), nothing under NOFIELDS.
+  EXPIRE, PERSIST and string values send nothing. COUNT output sends only ``del``
+  and ``drop``; IDS sends the id without the object.
 - Roaming fences (``NEARBY key FENCE ROAM key2 pattern meters [NODWELL]``) compare the
   objects of ``key2`` within ``meters`` of the old position and of the new one, as
   they stood when that update was applied (positions changed earlier in the same
@@ -33,8 +38,8 @@ into events, following Tile38 1.37:
 - Order. Events of one update come out together, sorted as Tile38 sorts them
   (exit, outside, enter, inside; others first; then by channel name); updates in the
   order they were applied. Each subscriber connection gets one write per batch
-  (split in pieces well under ``subscriber_queue_bytes``, so only a subscriber that
-  really falls behind is dropped).
+  (split in pieces of at most a quarter of ``subscriber_queue_bytes``, so only a
+  subscriber that really falls behind is dropped, by ``ClientConn.push``).
 - A channel created (or deleted) by a command in the middle of a batch sees exactly
   the notes after (before) that command.
 
@@ -45,8 +50,10 @@ shared by the events of one visit) are per fence and start over after a restart.
 Limits: the area of ``GET key id`` is resolved when the fence is created (and kept,
 as GeoJSON, in the channel's record); roaming looks at point objects of ``key2``
 only, and within the true circle (Tile38 1.37 matches its bounding square); a live
-fence started by a command in the middle of a batch sees that whole batch; hooks to
-external endpoints (SETHOOK) are not part of this engine.
+fence started by a command in the middle of a batch sees that whole batch; a DROP of
+a roaming target key in the middle of a batch hides that key's dropped objects from
+the batch's earlier updates; hooks to external endpoints (SETHOOK) are not part of
+this engine.
 """
 
 from __future__ import annotations
