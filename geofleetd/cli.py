@@ -122,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     from geofleetd.persistence.check import check as check_log
 
-    report = check_log(Path(args.dir) / "log", repair=args.repair)
+    report = check_log(Path(args.dir), repair=args.repair)
     print(report.summary())
     return 0 if report.ok or args.repair else 1
 

@@ -31,7 +31,7 @@ from geofleetd.geometry.fmt import fnum
 from geofleetd.geometry.geojson import parse_geojson
 from geofleetd.protocol.jsonout import Raw
 from geofleetd.protocol.resp import OK, Simple
-from geofleetd.store.collection import Collection, Fields, ObjRecord, glob_match
+from geofleetd.store.collection import Collection, ObjRecord, glob_match
 from geofleetd.store.database import Database
 
 _POINT = ("POINT", "point", "Point")
@@ -59,8 +59,8 @@ def _write_object(
     col.set_object(oid, rec)
     fields = col.fields.get(oid)
     if new_fields:
-        if fields is None:
-            fields = col.fields[oid] = {}
+        # copy on write: a snapshot being written holds the old dict
+        fields = col.fields[oid] = dict(fields) if fields else {}
         for name, value in new_fields:
             if value == 0.0:
                 fields.pop(name, None)
@@ -811,12 +811,55 @@ def apply_record(db: Database, rec: list[Any]) -> None:
         db.cols.clear()
 
 
-def state_records(db: Database) -> list[list[Any]]:
-    """The whole state as ``set`` records (for snapshots)."""
-    out: list[list[Any]] = []
+def capture_state(db: Database) -> list[tuple[Any, ...]]:
+    """A cheap, consistent copy of the state for a snapshot (runs on the loop).
+
+    Only containers are copied: coordinates as arrays, and the id -> value maps.
+    Field dicts are never changed in place (writes replace them), so sharing them
+    is safe. ``records_from_capture`` then builds the records in a worker thread.
+    """
+    out: list[tuple[Any, ...]] = []
     for key, col in db.cols.items():
-        for oid in col.sorted_ids():
-            rec = col.obj_record(oid)
-            fields: Fields | None = col.fields.get(oid)
-            out.append(["set", key, oid, rec, fields or None, col.expires.get(oid)])
+        slot_of, lat, lon = col.points.export()
+        out.append(
+            (
+                key,
+                slot_of,
+                lat,
+                lon,
+                dict(col.z),
+                dict(col.shapes),
+                dict(col.strings),
+                dict(col.fields),
+                dict(col.expires),
+            )
+        )
     return out
+
+
+def records_from_capture(captured: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The captured state as ``set`` records (safe to run off the loop)."""
+    out: list[list[Any]] = []
+    for key, slot_of, lat, lon, zs, shapes, strings, fields, expires in captured:
+        for oid, slot in slot_of.items():
+            z = zs.get(oid)
+            rec: tuple[Any, ...] = (
+                ("p", float(lat[slot]), float(lon[slot]))
+                if z is None
+                else ("p", float(lat[slot]), float(lon[slot]), z)
+            )
+            out.append(["set", key, oid, rec, fields.get(oid), expires.get(oid)])
+        for oid, shape in shapes.items():
+            out.append(
+                ["set", key, oid, ("g", shape.text), fields.get(oid), expires.get(oid)]
+            )
+        for oid, text in strings.items():
+            out.append(
+                ["set", key, oid, ("s", text), fields.get(oid), expires.get(oid)]
+            )
+    return out
+
+
+def state_records(db: Database) -> list[list[Any]]:
+    """The whole state as ``set`` records."""
+    return records_from_capture(capture_state(db))

@@ -236,6 +236,11 @@ class PointIndex:
             return None
         return float(self._lat[j]), float(self._lon[j])
 
+    def export(self) -> tuple[dict[str, int], FloatArray, FloatArray]:
+        """Copies of (id -> slot, lat column, lon column), for snapshots."""
+        hwm = self._hwm
+        return dict(self._slot_of), self._lat[:hwm].copy(), self._lon[:hwm].copy()
+
     def ids(self) -> Iterator[str]:
         """All ids (a snapshot, so the index may change during the iteration)."""
         return iter(list(self._slot_of))

@@ -37,7 +37,12 @@ from geofleetd.commands import (  # noqa: F401  (registers the commands)
     search,
 )
 from geofleetd.commands.base import COMMANDS, Ctx, Json, WrongArgs, lookup
-from geofleetd.commands.objects import apply_record, delete_object, state_records
+from geofleetd.commands.objects import (
+    apply_record,
+    capture_state,
+    delete_object,
+    records_from_capture,
+)
 from geofleetd.config import Config
 from geofleetd.errors import GeofleetError, StorageFullError
 from geofleetd.fences.engine import FenceEngine
@@ -93,18 +98,11 @@ class Server:
         loop = self.loop = asyncio.get_running_loop()
         data_dir = Path(self.config.dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        from geofleetd.persistence.errors import LogDamagedError
-
-        try:
-            self.log = AppendLog(
-                data_dir / "log",
-                fsync=self.config.fsync,  # type: ignore[arg-type]
-                map_size_max=self.config.map_size_max,
-            )
-        except LogDamagedError as exc:
-            # Name the data directory, which is what `geofleetd check` takes.
-            text = str(exc).replace(str(data_dir / "log"), self.config.dir)
-            raise LogDamagedError(text) from exc
+        self.log = AppendLog(
+            data_dir,
+            fsync=self.config.fsync,  # type: ignore[arg-type]
+            map_size_max=self.config.map_size_max,
+        )
         self.listener = await loop.create_server(
             lambda: ClientConn(self),
             self.config.host,
@@ -142,20 +140,6 @@ class Server:
                 if count % REPLAY_SLICE == 0:
                     await asyncio.sleep(0)
         except Exception as exc:
-            from geofleetd.persistence.errors import (
-                CorruptRecordError,
-                LogDamagedError,
-            )
-
-            # The log names its own folder; the repair command takes the data
-            # directory given to ``serve --dir``.
-            log_dir = str(Path(self.config.dir) / "log")
-            if isinstance(exc, CorruptRecordError):
-                exc = CorruptRecordError(
-                    exc.seq, exc.reason, self.config.dir, exc.source
-                )
-            elif isinstance(exc, LogDamagedError):
-                exc = LogDamagedError(str(exc).replace(log_dir, self.config.dir))
             log.error(kv("replay_failed", records=count, cause=exc))
             self.fatal = exc
             self.stopped.set()
@@ -530,18 +514,13 @@ class Server:
         try:
             import copy
 
-            records = state_records(self.db)
-            for rec in records:
-                # The worker thread encodes these while the loop goes on; a
-                # fields dict is changed in place by later writes, also by a
-                # batch that is then rolled back (-OOM). Give the snapshot its
-                # own copy: the state as of ``upto`` and nothing else.
-                if rec[0] == "set" and isinstance(rec[4], dict):
-                    rec[4] = dict(rec[4])
-            records += copy.deepcopy(
+            captured = capture_state(self.db)
+            extra = copy.deepcopy(
                 self.fences.state_records() + self.hooks.state_records()
             )
             upto = self.log.last_seq
+            records = await asyncio.to_thread(records_from_capture, captured)
+            records += extra
             result = await asyncio.to_thread(
                 self.log.snapshot_and_compact, records, upto
             )
