@@ -183,8 +183,17 @@ def fence_area(q: Query) -> Any:
     return q.area
 
 
+_second: list[Any] = [None, ""]  # the last whole second and its text
+
+
 def _now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    """Now as RFC 3339 in UTC with microseconds (the text is cached per second)."""
+    now = time.time()
+    sec = int(now)
+    if _second[0] != sec:
+        _second[0] = sec
+        _second[1] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{int((now - sec) * 1e6):06d}Z"
 
 
 class _BoxGrid:
@@ -306,6 +315,13 @@ class _Plan:
     p3: F64
     cross: Bools  # DETECT includes cross: the old->new segment is tested
     full: list[Fence]  # area fences that see every note of the key
+    # kind, p0, p1, p2 as Python lists, for note-by-note evaluation
+    lists: tuple[list[int], list[float], list[float], list[float]] = (
+        [],
+        [],
+        [],
+        [],
+    )
 
     def cells(self, *recs: Rec | None) -> list[int]:
         """Fences whose box holds one of the point records (and, for DETECT cross
@@ -613,6 +629,7 @@ class FenceEngine:
                 cross,
                 full,
             )
+            plan.lists = (kind.tolist(), p[0].tolist(), p[1].tolist(), p[2].tolist())
         self._plans[key] = plan
         return plan
 
@@ -811,7 +828,14 @@ class FenceEngine:
             note = notes[i]
             cmd, old, new = note[0], note[3], note[4]
             if spatial and cmd != "drop":
-                if (old is None or old[0] == "p") and (new is None or new[0] == "p"):
+                if (
+                    cmd == "set"
+                    and new is not None
+                    and new[0] == "p"
+                    and (old is None or old[0] == "p")
+                ):
+                    self._small_set(plan, i, note, batch)
+                elif (old is None or old[0] == "p") and (new is None or new[0] == "p"):
                     if cmd == "del":
                         for k in plan.cells(old):
                             self._detect(spatial[k], i, note, False, False, batch)
@@ -837,6 +861,51 @@ class FenceEngine:
                     )
                 else:
                     self._eval_scalar(f, i, batch)
+
+    def _small_set(self, plan: _Plan, i: int, note: Note, batch: _Batch) -> None:
+        """A SET of a point: the candidates and their membership, inline."""
+        grid = plan.grid
+        old, new = note[3], note[4]
+        nlat, nlon = new[1], new[2]
+        at_new = grid.lookup(nlat, nlon)
+        if old is not None:
+            olat, olon = old[1], old[2]
+            at_old = grid.lookup(olat, olon)
+            ks = at_old + [k for k in at_new if k not in at_old] if at_old else at_new
+            if grid.cross:
+                box = (
+                    min(olon, nlon),
+                    min(olat, nlat),
+                    max(olon, nlon),
+                    max(olat, nlat),
+                )
+                ks = ks + [
+                    k
+                    for k in grid.cross
+                    if k not in ks and _boxes_meet(grid.box_list[k], box)
+                ]
+        else:
+            at_old = ks = at_new
+        kinds, p0, p1, p2 = plan.lists
+        spatial = plan.spatial
+        for k in ks:
+            kind = kinds[k]
+            if kind == _KIND_CIRCLE:
+                c0, c1, c2 = p0[k], p1[k], p2[k]
+                oi = (
+                    old is not None
+                    and k in at_old
+                    and haversine_m(c0, c1, olat, olon) <= c2
+                )
+                ni = k in at_new and haversine_m(c0, c1, nlat, nlon) <= c2
+            elif kind == _KIND_BOUNDS:  # the box is the area
+                oi = old is not None and k in at_old
+                ni = k in at_new
+            else:
+                area = spatial[k].area
+                oi = old is not None and k in at_old and _point_in(area, olat, olon)
+                ni = k in at_new and _point_in(area, nlat, nlon)
+            self._pair(spatial[k], i, note, oi, ni, batch)
 
     def _pair(
         self, f: Fence, i: int, note: Note, old_in: bool, new_in: bool, batch: _Batch

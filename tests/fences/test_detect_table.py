@@ -101,11 +101,20 @@ HOLE_COMBOS: list[tuple[str | None, str, list[str], list[str]]] = [
 def expected(
     pos: dict[str, tuple[float, float]],
     combos: list[tuple[str | None, str, list[str], list[str]]],
+    fillers: int,
 ) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
-    """(commands of both steps, expected brief events in order)."""
+    """(commands of both steps, expected brief events in order).
+
+    ``fillers`` far-away objects move first in each step: enough of them make the
+    server take its vectorized path instead of the note-by-note one.
+    """
     cmds: list[tuple[str, ...]] = []
     events: list[tuple[Any, ...]] = []
     for step in (0, 1):
+        for n in range(fillers):
+            lat, lon = -60.0 + step, 100.0 + n / 1000
+            cmds.append(("SET", "fleet", f"f{n}", "POINT", repr(lat), repr(lon)))
+            events.append(("set", "outside", f"f{n}", [lon, lat]))
         for n, (first, second, ev1, ev2) in enumerate(combos):
             oid = f"v{n}"
             where = first if step == 0 else second
@@ -135,20 +144,26 @@ def check_groups(events: list[dict[str, Any]]) -> None:
         current[e["id"]] = e["group"]
 
 
+@pytest.mark.parametrize("fillers", [0, 60], ids=["small-batch", "large-batch"])
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_every_position_pair_through_fence_and_channel(
-    server: ServerProc, shape: str
+    server: ServerProc, shape: str, fillers: int
 ) -> None:
     fence, pos = SHAPES[shape]
     combos = COMBOS + (HOLE_COMBOS if "HOLE" in pos else [])
     assert command(server.port, "SET", "zones", "z1", "OBJECT", ZONE) == "OK"
     assert command(server.port, "SETCHAN", "chan", *fence) == 1
+    # without "outside" a channel only looks at updates near it (Tile38's rule)
+    near = [fence[0], fence[1], "FENCE", "DETECT", "inside,enter,exit,cross"]
+    assert command(server.port, "SETCHAN", "near", *near, *fence[3:]) == 1
     live = Events(server.port, *fence).start()
     sub = Events(server.port, "SUBSCRIBE", "chan").start()
+    sub_near = Events(server.port, "SUBSCRIBE", "near").start()
     try:
         assert live.wait(1) == ["OK"]
         assert sub.wait(1) == [["subscribe", "chan", 1]]
-        cmds, want = expected(pos, combos)
+        assert sub_near.wait(1) == [["subscribe", "near", 1]]
+        cmds, want = expected(pos, combos, fillers)
         replies = pipeline(server.port, cmds)
         assert replies == [1 if cmd[0] == "DEL" else "OK" for cmd in cmds]
 
@@ -156,6 +171,11 @@ def test_every_position_pair_through_fence_and_channel(
         got_chan = [payload(m) for m in sub.wait(1 + len(want))[1:]]
         assert [brief(e) for e in got_live] == want
         assert [brief(e) for e in got_chan] == want
+        want_near = [w for w in want if w[1] != "outside"]
+        got_near = [payload(m) for m in sub_near.wait(1 + len(want_near))[1:]]
+        assert [brief(e) for e in got_near] == want_near
+        assert all(e["hook"] == "near" for e in got_near)
+        sub_near.quiet(1 + len(want_near), wait=0.05)
         for e in got_live:
             assert e["key"] == "fleet" and "hook" not in e, e
         for m, e in zip(sub.items[1:], got_chan, strict=True):
@@ -173,3 +193,4 @@ def test_every_position_pair_through_fence_and_channel(
     finally:
         live.close()
         sub.close()
+        sub_near.close()
