@@ -121,8 +121,21 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     from geofleetd.persistence.check import check as check_log
+    from geofleetd.persistence.errors import LogLockedError
 
-    report = check_log(Path(args.dir), repair=args.repair)
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        print(f"geofleetd check: no such directory: {directory}", file=sys.stderr)
+        return 2
+    try:
+        report = check_log(directory, repair=args.repair)
+    except LogLockedError:
+        print(
+            f"geofleetd check: {directory} is in use by a running server; "
+            "stop it first",
+            file=sys.stderr,
+        )
+        return 2
     print(report.summary())
     return 0 if report.ok or args.repair else 1
 
@@ -163,6 +176,28 @@ def _parse_ts(text: str) -> float:
 
 
 def replay(args: argparse.Namespace) -> int:
+    if args.batch < 1:
+        print("geofleetd replay: --batch must be at least 1", file=sys.stderr)
+        return 2
+    if args.speedup is not None and not args.speedup > 0:
+        print("geofleetd replay: --speedup must be positive", file=sys.stderr)
+        return 2
+    try:
+        return _replay(args)
+    except FileNotFoundError as exc:
+        print(f"geofleetd replay: {exc}", file=sys.stderr)
+    except KeyError as exc:
+        print(
+            f"geofleetd replay: the CSV has no column {exc}; expected "
+            "vehicle_id,timestamp_iso,lat,lon,speed_mps,heading_deg",
+            file=sys.stderr,
+        )
+    except OSError as exc:
+        print(f"geofleetd replay: {args.host}:{args.port}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _replay(args: argparse.Namespace) -> int:
     rows = list(read_trace(args.file))
     total = len(rows)
     sock = socket.create_connection((args.host, args.port), timeout=30)

@@ -46,6 +46,10 @@ class Config:
             raise GeofleetError("max_request_bytes must be at least 1024")
         if self.cell_deg <= 0:
             raise GeofleetError("cell_deg must be positive")
+        if self.max_clients < 1:
+            raise GeofleetError("max_clients must be at least 1")
+        if self.subscriber_queue_bytes < 1024:
+            raise GeofleetError("subscriber_queue_bytes must be at least 1024")
 
     # -- files -------------------------------------------------------------------
 

@@ -91,12 +91,18 @@ def lookup(name: str) -> Spec | None:
 # -- argument parsing ------------------------------------------------------------
 
 
+def loose_number(s: str) -> bool:
+    """Text Python's float() takes but a protocol should not: ``1_0``, `` 1``,
+    non-ASCII digits."""
+    return "_" in s or not s.isascii() or s != s.strip()
+
+
 def parse_float(s: str) -> float:
     try:
         v = float(s)
     except ValueError:
         raise invalid(s) from None
-    if not math.isfinite(v):
+    if not math.isfinite(v) or loose_number(s):
         raise invalid(s)
     return v
 
@@ -128,7 +134,11 @@ def field_value(s: str) -> float | str:
         v = float(s)
     except ValueError:
         return s
-    return v if math.isfinite(v) else s
+    if loose_number(s):
+        return s
+    if not math.isfinite(v):
+        raise invalid(s)  # NaN and infinities are refused, as for coordinates
+    return v
 
 
 def field_text(v: float | str) -> str:

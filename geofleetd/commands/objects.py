@@ -20,6 +20,7 @@ from geofleetd.commands.base import (
     fields_json,
     fields_resp,
     invalid,
+    loose_number,
     parse_float,
     parse_int,
     parse_lat,
@@ -114,7 +115,7 @@ def cmd_set(ctx: Ctx, args: list[str]) -> object:
         elif word == "EX":
             if expire is not None or i + 1 >= n:
                 raise WrongArgs("set") if i + 1 >= n else invalid(args[i])
-            secs = parse_float(args[i + 1])
+            secs = parse_seconds(args[i + 1])
             expire = ctx.now + secs
             i += 2
         elif word in ("NX", "XX"):
@@ -145,12 +146,24 @@ def cmd_set(ctx: Ctx, args: list[str]) -> object:
     return Json() if ctx.json else OK
 
 
+MAX_TTL = 10 * 365 * 86400.0  # ten years: a TTL always fits a RESP integer
+
+
+def parse_seconds(text: str) -> float:
+    secs = parse_float(text)
+    if secs > MAX_TTL:
+        raise invalid(text)
+    return secs
+
+
 def _set_point_fast(ctx: Ctx, args: list[str]) -> object:
     """``SET key id POINT lat lon``: the location update, kept to a few dict ops."""
     try:
         lat = float(args[4])
         lon = float(args[5])
     except ValueError:
+        lat, lon = parse_lat(args[4]), parse_lon(args[5])
+    if loose_number(args[4]) or loose_number(args[5]):
         lat, lon = parse_lat(args[4]), parse_lon(args[5])
     if not -90.0 <= lat <= 90.0:
         raise invalid(args[4])
@@ -550,7 +563,7 @@ def cmd_ttl(ctx: Ctx, args: list[str]) -> object:
 def cmd_expire(ctx: Ctx, args: list[str]) -> object:
     if len(args) != 4:
         raise WrongArgs("expire")
-    secs = parse_float(args[3])
+    secs = parse_seconds(args[3])
     col, live = get_live(ctx, args[1], args[2])
     if col is None:
         return _not_found(ctx, KEY_NOT_FOUND, 0)

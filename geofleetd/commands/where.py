@@ -53,9 +53,10 @@ def _num(v: Any) -> float:
     if isinstance(v, int | float):
         return float(v)
     try:
-        return float(v)
+        f = float(v)
     except (TypeError, ValueError):
         return math.nan
+    return f if math.isfinite(f) else math.nan
 
 
 def range_pred(name: str, lo_text: str, hi_text: str) -> Pred:
@@ -64,6 +65,8 @@ def range_pred(name: str, lo_text: str, hi_text: str) -> Pred:
 
     def pred(get: Getter) -> bool:
         v = _num(get(name))
+        if v != v:  # text that is not a number is in no numeric range
+            return False
         if v < lo or (lo_ex and v == lo):
             return False
         return not (v > hi or (hi_ex and v == hi))

@@ -21,6 +21,7 @@ Imports no asyncio and no logging.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,10 @@ import hiredis
 from geofleetd.errors import ProtocolError
 
 CHUNK = 64 * 1024
+# hiredis allocates an array's list up front: a header claiming 2**31 elements
+# would stall the whole server. Redis caps multibulk length the same way.
+MAX_ARRAY = 1024 * 1024
+_BIG_ARRAY = re.compile(rb"\*(\d{7,})\r")
 # redis-cli --pipe ends its stream with an empty line and an ECHO of 20 random
 # bytes. An empty line between RESP arrays is legal for Redis but a framing error
 # for hiredis, which cannot tell us where it stands inside a chunk.
@@ -75,6 +80,9 @@ class RequestParser:
         return out
 
     def _feed_resp(self, data: bytes, out: list[list[str]]) -> None:
+        for m in _BIG_ARRAY.finditer(data):
+            if int(m.group(1)) > MAX_ARRAY:
+                raise ProtocolError("Protocol error: invalid multibulk length")
         if _PIPE_TRAILER in data:
             data = data.replace(_PIPE_TRAILER, _PIPE_TRAILER[2:])
         reader = self._reader
@@ -176,9 +184,12 @@ def split_inline(line: str) -> list[str]:
 def encode(value: object, out: bytearray) -> None:
     """Append the RESP2 encoding of ``value`` to ``out``."""
     if isinstance(value, Simple):
-        out += b"+" + value.encode() + b"\r\n"
+        out += b"+" + value.encode("utf-8", "surrogateescape") + b"\r\n"
     elif isinstance(value, ErrorReply):
-        out += b"-" + value.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+        line = value.replace("\r", " ").replace("\n", " ")
+        if len(line) > 512:  # never echo a huge argument back in full
+            line = line[:509] + "..."
+        out += b"-" + line.encode("utf-8", "surrogateescape") + b"\r\n"
     elif isinstance(value, str):
         data = value.encode("utf-8", "surrogateescape")
         out += b"$%d\r\n" % len(data) + data + b"\r\n"

@@ -258,7 +258,12 @@ class Server:
                 continue
             nchanges = len(ctx.changes)
             start = len(conn.out)
-            self.execute(ctx, conn, args)
+            try:
+                self.execute(ctx, conn, args)
+            except Exception as exc:  # encoding a reply failed: answer, go on
+                log.exception(kv("reply_failed", command=args[0][:32], cause=exc))
+                del conn.out[start:]
+                conn.out += b"-ERR internal error\r\n"
             if len(ctx.changes) != nchanges:
                 spans.append((conn, start, len(conn.out)))
         self.commands_processed += len(batch)
@@ -332,10 +337,12 @@ class Server:
             for start, end in ranges:
                 new += old[pos:start]
                 if conn.state.json:
-                    line = jsonout.err_reply(err, 0.0).encode()
+                    line = jsonout.err_reply(err, 0.0).encode(
+                        "utf-8", "surrogateescape"
+                    )
                     new += b"$%d\r\n" % len(line) + line + b"\r\n"
                 else:
-                    new += b"-OOM " + err.encode() + b"\r\n"
+                    new += b"-OOM " + err.encode("utf-8", "surrogateescape") + b"\r\n"
                 pos = end
             new += old[pos:]
             conn.out = new
@@ -364,6 +371,9 @@ class Server:
         except GeofleetError as exc:
             self._error(conn, exc.message, exc.code, 0.0)
             return
+        except RecursionError:
+            self._error(conn, "nesting too deep", "ERR", 0.0)
+            return
         except Exception as exc:  # one traceback, then a generic error
             log.exception(kv("internal_error", command=args[0].lower(), cause=exc))
             self._error(conn, "internal error", "ERR", 0.0)
@@ -371,7 +381,7 @@ class Server:
         if reply is OK:
             conn.out += OK_BYTES
         elif type(reply) is Json:  # the command switched this client to JSON
-            text = jsonout.ok_reply(reply, 0.0).encode()
+            text = jsonout.ok_reply(reply, 0.0).encode("utf-8", "surrogateescape")
             conn.out += b"$%d\r\n" % len(text) + text + b"\r\n"
         elif reply is not _NO_REPLY:
             encode(reply, conn.out)
@@ -407,6 +417,9 @@ class Server:
         except GeofleetError as exc:
             self._error(conn, exc.message, exc.code, t0)
             return
+        except RecursionError:
+            self._error(conn, "nesting too deep", "ERR", t0)
+            return
         except Exception as exc:  # one traceback, then a generic error
             log.exception(kv("internal_error", command=name.lower(), cause=exc))
             self._error(conn, "internal error", "ERR", t0)
@@ -414,14 +427,18 @@ class Server:
         if reply is OK:
             conn.out += OK_BYTES
         elif isinstance(reply, Json):
-            text = jsonout.ok_reply(reply, time.perf_counter() - t0).encode()
+            text = jsonout.ok_reply(reply, time.perf_counter() - t0).encode(
+                "utf-8", "surrogateescape"
+            )
             conn.out += b"$%d\r\n" % len(text) + text + b"\r\n"
         elif reply is not _NO_REPLY:
             encode(reply, conn.out)
 
     def _error(self, conn: ClientConn, message: str, code: str, t0: float) -> None:
         if conn.state.json:
-            text = jsonout.err_reply(message, time.perf_counter() - t0).encode()
+            text = jsonout.err_reply(message, time.perf_counter() - t0).encode(
+                "utf-8", "surrogateescape"
+            )
             conn.out += b"$%d\r\n" % len(text) + text + b"\r\n"
         else:
             encode(ErrorReply(f"{code} {message}"), conn.out)
@@ -544,6 +561,7 @@ class Server:
         if flag != self.read_only:
             log.info(kv("read_only", value=flag))
         self.read_only = flag
+        self.config.read_only = flag
 
     def config_changed(self) -> None:
         self.read_only = self.config.read_only

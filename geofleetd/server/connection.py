@@ -82,7 +82,7 @@ class ClientConn(asyncio.Protocol):
             cmds = self.parser.feed(data)
         except ProtocolError as exc:
             log.debug(kv("protocol_error", client=self.state.id, cause=exc.message))
-            self.out += b"-ERR " + exc.message.encode() + b"\r\n"
+            self.out += b"-ERR " + exc.message.encode("utf-8", "replace") + b"\r\n"
             self.closing = True
             self.server.enqueue_flush(self)
             return
