@@ -188,6 +188,12 @@ class Server:
                 await asyncio.wait_for(self.listener.wait_closed(), 2)
             except (TimeoutError, asyncio.CancelledError):
                 pass
+        waited = 0.0
+        while (self._compacting or self._syncing) and waited < 120:
+            if waited == 0:
+                log.info(kv("waiting_for_log_work", compacting=self._compacting))
+            await asyncio.sleep(0.05)
+            waited += 0.05
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -504,11 +510,26 @@ class Server:
                 kv("fence_evaluation_failed", notes=len(ctx.notes), cause=exc)
             )
 
+    _syncing = False
+
+    def _sync_done(self, fut: asyncio.Future[None]) -> None:
+        self._syncing = False
+        exc = fut.exception()
+        if exc is not None:
+            log.error(kv("sync_failed", cause=exc))
+
     def _every_second(self) -> None:
         assert self.loop is not None
         self._timers.append(self.loop.call_later(1.0, self._every_second))
-        if self.log is not None and self.config.fsync == "everysec":
-            self.log.sync_if_due()
+        if (
+            self.log is not None
+            and self.config.fsync == "everysec"
+            and not self._syncing
+        ):
+            # the flush may be many MB: keep it off the event loop
+            self._syncing = True
+            fut = self.loop.run_in_executor(None, self.log.sync_if_due)
+            fut.add_done_callback(self._sync_done)
         self.fences.tick(time.time())
         if not self._compacting and self.log is not None:
             live = sum(len(c) for c in self.db.cols.values())
