@@ -905,7 +905,10 @@ class FenceEngine:
                 area = spatial[k].area
                 oi = old is not None and k in at_old and _point_in(area, olat, olon)
                 ni = k in at_new and _point_in(area, nlat, nlon)
-            self._pair(spatial[k], i, note, oi, ni, batch)
+            f = spatial[k]
+            if f.fast and not f.set_plan[oi * 2 + ni][1]:
+                continue  # nothing to send (most box hits outside a circle)
+            self._pair(f, i, note, oi, ni, batch)
 
     def _pair(
         self, f: Fence, i: int, note: Note, old_in: bool, new_in: bool, batch: _Batch
