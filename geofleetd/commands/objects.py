@@ -172,7 +172,7 @@ def _set_point_fast(ctx: Ctx, args: list[str]) -> object:
     key = args[1]
     db = ctx.db
     col = db.cols.get(key)
-    if col is None or key in ctx.server.watched:
+    if col is None:
         _write_object(ctx, key, args[2], ("p", lat, lon), None, None)
         return Json() if ctx.client.json else OK
     oid = args[2]
@@ -182,13 +182,21 @@ def _set_point_fast(ctx: Ctx, args: list[str]) -> object:
         return Json() if ctx.client.json else OK
     exp = col.expires.pop(oid, None) if col.expires else None
     z = col.z.pop(oid, None) if col.z else None
+    old = pts.get(oid)
     if db.journaling:
-        db.journal.append(("pt", key, col, oid, pts.get(oid), z, exp))
-    if oid not in pts:
+        db.journal.append(("pt", key, col, oid, old, z, exp))
+    if old is None:
         col.invalidate_order()
     pts.set(oid, lat, lon)
     fields = col.fields.get(oid)
-    ctx.changes.append(["set", key, oid, ("p", lat, lon), fields, None])
+    rec = ("p", lat, lon)
+    ctx.changes.append(["set", key, oid, rec, fields, None])
+    if key in ctx.server.watched:
+        # fields are copy-on-write, so the old and new dicts may be shared
+        old_rec = None
+        if old is not None:
+            old_rec = ("p", old[0], old[1]) if z is None else ("p", old[0], old[1], z)
+        ctx.notes.append(("set", key, oid, old_rec, rec, fields, fields))
     return Json() if ctx.client.json else OK
 
 
