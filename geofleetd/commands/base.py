@@ -50,7 +50,8 @@ class Ctx:
     client: ClientState
     now: float
     changes: list[list[Any]] = field(default_factory=list)
-    # (command, key, id, old object record or None, new record or None, fields)
+    # fence notes: (command, key, id, old record or None, new record or None,
+    # new fields or None, old fields or None); see fences/engine.py
     notes: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
