@@ -47,6 +47,30 @@ class _Frozen:
         return self.text
 
 
+def parse_meta_ex(
+    ctx: Ctx, args: list[str], i: int, name: str
+) -> tuple[dict[str, str], float | None, int]:
+    """``[META name value ...] [EX seconds]`` of SETCHAN/SETHOOK at ``args[i]``:
+    (meta, absolute expiry or None, index of the fence query)."""
+    meta: dict[str, str] = {}
+    expires_at: float | None = None
+    while i < len(args):
+        word = args[i].upper()
+        if word == "META":
+            if i + 2 >= len(args):
+                raise WrongArgs(name)
+            meta[args[i + 1]] = args[i + 2]
+            i += 3
+        elif word == "EX":
+            if i + 1 >= len(args):
+                raise WrongArgs(name)
+            expires_at = ctx.now + parse_float(args[i + 1])
+            i += 2
+        else:
+            break
+    return meta, expires_at, i
+
+
 def parse_fence_args(
     server: Server, args: list[str], area_json: str | None = None
 ) -> Query:
@@ -79,23 +103,7 @@ def cmd_setchan(ctx: Ctx, args: list[str]) -> object:
     if len(args) < 3:
         raise WrongArgs("setchan")
     name = args[1]
-    meta: dict[str, str] = {}
-    expires_at: float | None = None
-    i = 2
-    while i < len(args):
-        word = args[i].upper()
-        if word == "META":
-            if i + 2 >= len(args):
-                raise WrongArgs("setchan")
-            meta[args[i + 1]] = args[i + 2]
-            i += 3
-        elif word == "EX":
-            if i + 1 >= len(args):
-                raise WrongArgs("setchan")
-            expires_at = ctx.now + parse_float(args[i + 1])
-            i += 2
-        else:
-            break
+    meta, expires_at, i = parse_meta_ex(ctx, args, 2, "setchan")
     fence_args = args[i:]
     if not fence_args:
         raise WrongArgs("setchan")

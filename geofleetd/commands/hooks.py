@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from geofleetd.commands.base import Ctx, Json, WrongArgs, command, parse_float
-from geofleetd.commands.fences import parse_fence_args
+from geofleetd.commands.base import Ctx, Json, WrongArgs, command
+from geofleetd.commands.fences import parse_fence_args, parse_meta_ex
 from geofleetd.store.collection import glob_match
 
 
@@ -81,23 +81,7 @@ def cmd_sethook(ctx: Ctx, args: list[str]) -> object:
         raise WrongArgs("sethook")
     name = args[1]
     endpoints = [e for e in args[2].split(",") if e]
-    meta: dict[str, str] = {}
-    expires_at: float | None = None
-    i = 3
-    while i < len(args):
-        word = args[i].upper()
-        if word == "META":
-            if i + 2 >= len(args):
-                raise WrongArgs("sethook")
-            meta[args[i + 1]] = args[i + 2]
-            i += 3
-        elif word == "EX":
-            if i + 1 >= len(args):
-                raise WrongArgs("sethook")
-            expires_at = ctx.now + parse_float(args[i + 1])
-            i += 2
-        else:
-            break
+    meta, expires_at, i = parse_meta_ex(ctx, args, 3, "sethook")
     fence_args = args[i:]
     if not fence_args or not endpoints:
         raise WrongArgs("sethook")

@@ -350,14 +350,19 @@ def buffered(area: Any, meters: float) -> Any:
 
 
 def field_getter(col: Collection, oid: str) -> Any:
-    fields = col.fields.get(oid)
     shape = col.shapes.get(oid)
+    return fields_getter(col.fields.get(oid), shape.properties if shape else None)
+
+
+def fields_getter(fields: dict[str, Any] | None, props: dict[str, Any] | None) -> Any:
+    """WHERE's view of an object: its fields, then ``properties.x`` paths of a
+    GeoJSON Feature."""
 
     def get(path: str) -> Any:
         if fields is not None and path in fields:
             return fields[path]
-        if path.startswith("properties.") and shape is not None and shape.properties:
-            cur: Any = shape.properties
+        if props and path.startswith("properties."):
+            cur: Any = props
             for part in path.split(".")[1:]:
                 if isinstance(cur, dict) and part in cur:
                     cur = cur[part]

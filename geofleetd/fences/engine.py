@@ -71,7 +71,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from geofleetd.commands.search import Query
+from geofleetd.commands.search import Query, fields_getter
 from geofleetd.errors import GeofleetError
 from geofleetd.fences.detect import classify, expand
 from geofleetd.geometry import areas, geohash
@@ -1449,19 +1449,7 @@ def _passes(q: Query, rec: Rec | None, fields: dict[str, Any] | None) -> bool:
     if rec is not None and rec[0] == "g":
         props = parse_geojson_cached(rec[1]).properties
 
-    def get(path: str) -> Any:
-        if fields is not None and path in fields:
-            return fields[path]
-        if props and path.startswith("properties."):
-            cur: Any = props
-            for part in path.split(".")[1:]:
-                if isinstance(cur, dict) and part in cur:
-                    cur = cur[part]
-                else:
-                    return None
-            return cur
-        return None
-
+    get = fields_getter(fields, props)
     return all(p(get) for p in q.preds)
 
 
