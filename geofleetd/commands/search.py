@@ -680,7 +680,42 @@ def _search(ctx: Ctx, args: list[str]) -> object:
 
 @command("NEARBY")
 def cmd_nearby(ctx: Ctx, args: list[str]) -> object:
+    if (
+        len(args) == 8
+        and args[2] in _LIMIT
+        and args[4] in _IDS
+        and args[5] in _POINT
+        and not ctx.json
+    ):
+        fast = _nearby_ids(ctx, args)
+        if fast is not None:
+            return fast
     return _search(ctx, args)
+
+
+_LIMIT = ("LIMIT", "limit")
+_IDS = ("IDS", "ids")
+_POINT = ("POINT", "point")
+
+
+def _nearby_ids(ctx: Ctx, args: list[str]) -> object:
+    """``NEARBY key LIMIT n IDS POINT lat lon`` on a plain points-only key: the
+    dispatcher's query, without the general option parser."""
+    col = ctx.db.cols.get(args[1])
+    if col is None or col.shapes or col.expires:
+        return None
+    limit = parse_int(args[3])
+    if limit < 0:
+        raise invalid(args[3])
+    lat, lon = parse_lat(args[6]), parse_lon(args[7])
+    page: list[str] = []
+    more = False
+    for oid, _dist in col.points.nearest(lat, lon):
+        if len(page) >= limit:
+            more = True
+            break
+        page.append(oid)
+    return [len(page) if more else 0, page]
 
 
 @command("WITHIN")
