@@ -360,3 +360,20 @@ def test_polygon_objects_intersect_and_within(tmp_path: Path) -> None:
                 assert near[1][0] in inside
     finally:
         srv.stop()
+
+
+@given(c=coord, k=st.integers(0, 40))
+def test_nearby_ids_shortcut_equals_the_general_path(
+    loaded: tuple, c: tuple[float, float], k: int
+) -> None:
+    _, r, pts = loaded
+    lat, lon = c
+    short = r.execute_command("NEARBY", "ais", "LIMIT", k, "IDS", "POINT", lat, lon)
+    general = r.execute_command(
+        "NEARBY", "ais", "LIMIT", k, "NOFIELDS", "IDS", "POINT", lat, lon
+    )
+    assert short == general
+    ranked = sorted(hav(lat, lon, la, lo) for la, lo in pts.values())
+    assert short[0] == (k if len(pts) > k else 0)
+    got = [hav(lat, lon, *pts[i]) for i in short[1]]
+    assert got == pytest.approx(ranked[:k], rel=1e-9, abs=1e-6)
