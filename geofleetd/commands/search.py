@@ -74,6 +74,7 @@ class Query:
     nodwell: bool = False
     area: Any = None
     clips: list[Any] = field(default_factory=list)
+    sparse: int = 0
     lat: float = 0.0
     lon: float = 0.0
     meters: float | None = None
@@ -175,9 +176,10 @@ def parse_query(ctx: Ctx, args: list[str]) -> Query:
                 raise invalid(args[i + 1])
             i += 2
         elif word == "SPARSE":
-            # TODO(#2): SPARSE sampling is accepted and ignored (results are complete)
             _need(args, i + 1, 1, name)
-            parse_int(args[i + 1])
+            q.sparse = parse_int(args[i + 1])
+            if not 1 <= q.sparse <= 8:
+                raise invalid(args[i + 1])
             i += 2
         elif word == "MATCH":
             _need(args, i + 1, 1, name)
@@ -483,6 +485,7 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
             plain
             and q.output == "COUNT"
             and not q.clips
+            and not q.sparse
             and isinstance(q.area, areas.Bounds)
         ):
             minlon, minlat, maxlon, maxlat = q.area.bbox
@@ -493,9 +496,11 @@ def run_query(ctx: Ctx, q: Query) -> tuple[list[str], list[float] | None, int, i
         ids = area_matches(q, col)
         if not plain:
             ids = [oid for oid in ids if passes(q, col, oid, now)]
+        ids.sort(key=_index_order(col), reverse=q.desc)
+        if q.sparse:
+            ids = _sparse(q, col, ids)
         if q.output == "COUNT":
             return [], None, 0, len(ids)
-        ids.sort(key=_index_order(col), reverse=q.desc)
     elif q.cmd == "search":
         items = sorted(
             col.strings.items(), key=lambda kv: (kv[1], kv[0]), reverse=q.desc
@@ -554,6 +559,27 @@ def _index_order(col: Collection) -> Any:
         return (shape.bbox[0] if shape is not None else 0.0, oid)
 
     return key
+
+
+def _sparse(q: Query, col: Collection, ids: list[str]) -> list[str]:
+    """SPARSE n: cut the area's box into 2^n x 2^n tiles and keep the first
+    object (in result order) whose center falls in each tile."""
+    minlon, minlat, maxlon, maxlat = q.area.bbox
+    side = 1 << q.sparse
+    w = (maxlon - minlon) / side or 1.0
+    h = (maxlat - minlat) / side or 1.0
+    seen: set[tuple[int, int]] = set()
+    out: list[str] = []
+    for oid in ids:
+        center = col.center(oid)
+        if center is None:
+            continue
+        tx = min(side - 1, max(0, int((center[1] - minlon) / w)))
+        ty = min(side - 1, max(0, int((center[0] - minlat) / h)))
+        if (tx, ty) not in seen:
+            seen.add((tx, ty))
+            out.append(oid)
+    return out
 
 
 def _shape_hits(q: Query, col: Collection) -> list[str]:

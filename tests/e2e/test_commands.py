@@ -181,3 +181,25 @@ def test_stats_bounds_server_info_config(r: redis.Redis) -> None:
     assert r.execute_command("READONLY", "no") == "OK"
     assert r.execute_command("HEALTHZ") == "OK"
     assert r.execute_command("GC") == "OK"
+
+
+def test_sparse_keeps_one_object_per_tile(r: redis.Redis) -> None:
+    for i in range(10):
+        for j in range(10):
+            r.execute_command("SET", "g", f"p{i}{j}", "POINT", i + 0.5, j + 0.5)
+    assert r.execute_command("WITHIN", "g", "COUNT", "BOUNDS", 0, 0, 10, 10) == 100
+    assert (
+        r.execute_command("WITHIN", "g", "SPARSE", 1, "COUNT", "BOUNDS", 0, 0, 10, 10)
+        == 4
+    )
+    assert (
+        r.execute_command("WITHIN", "g", "SPARSE", 2, "COUNT", "BOUNDS", 0, 0, 10, 10)
+        == 16
+    )
+    got = r.execute_command(
+        "INTERSECTS", "g", "SPARSE", 1, "IDS", "BOUNDS", 0, 0, 10, 10
+    )[1]
+    tiles = {(int(oid[1]) // 5, int(oid[2]) // 5) for oid in got}
+    assert len(got) == 4 and tiles == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    with pytest.raises(redis.ResponseError, match="invalid argument"):
+        r.execute_command("WITHIN", "g", "SPARSE", 0, "IDS", "BOUNDS", 0, 0, 1, 1)
