@@ -88,7 +88,9 @@ class Server:
         self.port = config.port
         self.live_records = 0
         self._compacting = False
-        self._timers: list[asyncio.TimerHandle] = []
+        # the pending run of each periodic timer, by name (one each, never a list
+        # that grows: the timers re-arm themselves every 50 ms and every second)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._load_task: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
 
@@ -169,12 +171,12 @@ class Server:
 
     def _tick_timers(self) -> None:
         assert self.loop is not None
-        self._timers.append(self.loop.call_later(0.05, self._expiry_sweep))
-        self._timers.append(self.loop.call_later(1.0, self._every_second))
+        self._timers["expiry"] = self.loop.call_later(0.05, self._expiry_sweep)
+        self._timers["second"] = self.loop.call_later(1.0, self._every_second)
 
     async def stop(self) -> None:
         log.info(kv("shutting_down", clients=len(self.clients)))
-        for t in self._timers:
+        for t in self._timers.values():
             t.cancel()
         if self.listener is not None:
             self.listener.close()
@@ -484,8 +486,7 @@ class Server:
 
     def _expiry_sweep(self) -> None:
         assert self.loop is not None
-        self._timers = [t for t in self._timers if not t.cancelled()]
-        self._timers.append(self.loop.call_later(0.05, self._expiry_sweep))
+        self._timers["expiry"] = self.loop.call_later(0.05, self._expiry_sweep)
         now = time.time()
         due = self.db.due(now)
         if not due:
@@ -520,7 +521,7 @@ class Server:
 
     def _every_second(self) -> None:
         assert self.loop is not None
-        self._timers.append(self.loop.call_later(1.0, self._every_second))
+        self._timers["second"] = self.loop.call_later(1.0, self._every_second)
         if (
             self.log is not None
             and self.config.fsync == "everysec"
