@@ -879,8 +879,3 @@ def records_from_capture(captured: list[tuple[Any, ...]]) -> list[list[Any]]:
                 ["set", key, oid, ("s", text), fields.get(oid), expires.get(oid)]
             )
     return out
-
-
-def state_records(db: Database) -> list[list[Any]]:
-    """The whole state as ``set`` records."""
-    return records_from_capture(capture_state(db))

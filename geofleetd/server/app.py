@@ -86,7 +86,6 @@ class Server:
         self.listener: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port = config.port
-        self.live_records = 0
         self._compacting = False
         # the pending run of each periodic timer, by name (one each, never a list
         # that grows: the timers re-arm themselves every 50 ms and every second)
@@ -149,7 +148,6 @@ class Server:
         finally:
             db.journaling = True
         db.rebuild_heap()
-        self.live_records = sum(len(c) for c in db.cols.values())
         self.fences.rebuild_membership()
         self.loading = False
         # The state is long-lived and acyclic: keep the cyclic collector off the
@@ -162,7 +160,7 @@ class Server:
                 "ready",
                 records_replayed=count,
                 seconds=round(time.perf_counter() - t0, 3),
-                objects=self.live_records,
+                objects=sum(len(c) for c in db.cols.values()),
             )
         )
         self._tick_timers()
@@ -325,7 +323,6 @@ class Server:
             return False
         self.db.commit_journal()
         self.fences.commit()
-        self.live_records += 0
         return True
 
     _last_commit_error = ""
