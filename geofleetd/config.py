@@ -8,6 +8,7 @@ Precedence: built-in defaults < ``--config FILE`` (TOML, keys as below, in a
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -97,22 +98,54 @@ class Config:
             raise
 
     def rewrite(self) -> None:
+        """Write the current values back, keeping the file's comments and layout:
+        a ``key = value`` line whose value changed is replaced in place (its
+        trailing comment kept); keys the file lacks are appended to ``[server]``.
+        Values equal to the file's (or, for absent keys, to the defaults) and the
+        start-up-only keys (host, port, dir) are left as the file has them."""
         path = Path(self.config_file or Path(self.dir) / "geofleetd.toml")
-        lines = ["[server]"]
-        for name, value in asdict(self).items():
-            if name == "config_file":
+        old_text = path.read_text() if path.exists() else ""
+        current = {k: v for k, v in asdict(self).items() if k not in _STARTUP_ONLY}
+        defaults = asdict(Config())
+        try:
+            data = tomllib.loads(old_text) if old_text else {}
+        except tomllib.TOMLDecodeError as exc:
+            raise GeofleetError(f"cannot rewrite {path}: {exc}") from None
+        in_file = data.get("server", data)
+        lines = old_text.splitlines()
+        done: set[str] = set()
+        for i, line in enumerate(lines):
+            m = _KEY_LINE.match(line)
+            if m is None or m.group(2) not in current:
                 continue
-            if isinstance(value, bool):
-                lines.append(f"{name} = {'true' if value else 'false'}")
-            elif isinstance(value, int | float):
-                lines.append(f"{name} = {value}")
-            else:
-                escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-                lines.append(f'{name} = "{escaped}"')
+            key = m.group(2)
+            done.add(key)
+            if in_file.get(key) != current[key]:
+                lines[i] = (
+                    f"{m.group(1)}{key} = {_toml(current[key])}{m.group(3) or ''}"
+                )
+        missing = [k for k, v in current.items() if k not in done and v != defaults[k]]
+        if missing:
+            if not any(line.strip() == "[server]" for line in lines):
+                lines.append("[server]")
+            lines.extend(f"{k} = {_toml(current[k])}" for k in missing)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(path)
+
+
+_STARTUP_ONLY = frozenset({"host", "port", "dir", "config_file"})
+_KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)\s*=\s*[^#]*?(\s+#.*)?$")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def _coerce(current: Any, value: Any, name: str) -> Any:
