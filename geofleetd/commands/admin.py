@@ -19,6 +19,7 @@ from geofleetd import __version__
 from geofleetd.commands.base import Ctx, Json, WrongArgs, command, invalid
 from geofleetd.errors import KEY_NOT_FOUND, GeofleetError
 from geofleetd.geometry.fmt import fnum
+from geofleetd.geometry.geojson import rect_ring
 from geofleetd.protocol.resp import OK, Simple
 from geofleetd.store.collection import glob_match
 
@@ -103,13 +104,7 @@ def cmd_bounds(ctx: Ctx, args: list[str]) -> object:
         return None
     minlat, minlon, maxlat, maxlon = b
     if ctx.json:
-        ring = [
-            [minlon, minlat],
-            [maxlon, minlat],
-            [maxlon, maxlat],
-            [minlon, maxlat],
-            [minlon, minlat],
-        ]
+        ring = rect_ring(minlat, minlon, maxlat, maxlon)
         return Json(bounds={"type": "Polygon", "coordinates": [ring]})
     return [[fnum(minlon), fnum(minlat)], [fnum(maxlon), fnum(maxlat)]]
 

@@ -29,7 +29,7 @@ from geofleetd.commands.base import (
 from geofleetd.errors import ID_NOT_FOUND, KEY_NOT_FOUND, GeofleetError
 from geofleetd.geometry import geohash
 from geofleetd.geometry.fmt import fnum
-from geofleetd.geometry.geojson import parse_geojson
+from geofleetd.geometry.geojson import parse_geojson, rect_ring
 from geofleetd.protocol.jsonout import Raw
 from geofleetd.protocol.resp import OK, Simple
 from geofleetd.store.collection import Collection, ObjRecord, glob_match
@@ -108,8 +108,7 @@ def cmd_set(ctx: Ctx, args: list[str]) -> object:
             if i + 2 >= n:
                 raise WrongArgs("set")
             name = args[i + 1]
-            if name.upper() in ("Z", "LAT", "LON", "LNG"):
-                raise invalid(name)
+            _check_field_name(name)
             new_fields.append((name, field_value(args[i + 2])))
             i += 3
         elif word == "EX":
@@ -154,6 +153,12 @@ def parse_seconds(text: str) -> float:
     if secs > MAX_TTL:
         raise invalid(text)
     return secs
+
+
+def _check_field_name(name: str) -> None:
+    """z, lat, lon and lng name coordinates in Tile38 and cannot be fields."""
+    if name.upper() in ("Z", "LAT", "LON", "LNG"):
+        raise invalid(name)
 
 
 def _set_point_fast(ctx: Ctx, args: list[str]) -> object:
@@ -230,13 +235,7 @@ def _parse_object(args: list[str], i: int) -> tuple[ObjRecord, int]:
             line = [[minlon, minlat], [maxlon, maxlat]]
             text = json.dumps({"type": "LineString", "coordinates": line})
             return ("g", parse_geojson(text).text), i + 5
-        ring = [
-            [minlon, minlat],
-            [maxlon, minlat],
-            [maxlon, maxlat],
-            [minlon, maxlat],
-            [minlon, minlat],
-        ]
+        ring = rect_ring(minlat, minlon, maxlat, maxlon)
         text = json.dumps({"type": "Polygon", "coordinates": [ring]})
         return ("g", parse_geojson(text).text), i + 5
     if word == "OBJECT":
@@ -523,8 +522,7 @@ def cmd_fset(ctx: Ctx, args: list[str]) -> object:
     changed = 0
     for j in range(0, len(pairs), 2):
         name, value = pairs[j], field_value(pairs[j + 1])
-        if name.upper() in ("Z", "LAT", "LON", "LNG"):
-            raise invalid(name)
+        _check_field_name(name)
         if current.get(name, 0.0) != value:
             changed += 1
         updates.append((name, value))

@@ -447,3 +447,16 @@ def _dump(value: Any) -> str:
         return "[" + ",".join(map(_dump, value)) + "]"
     items = (f"{_dump(k)}:{_dump(v)}" for k, v in value.items())
     return "{" + ",".join(items) + "}"
+
+
+def rect_ring(
+    minlat: float, minlon: float, maxlat: float, maxlon: float
+) -> list[list[float]]:
+    """The closed lon/lat ring of a rectangle, counter-clockwise from south-west."""
+    return [
+        [minlon, minlat],
+        [maxlon, minlat],
+        [maxlon, maxlat],
+        [minlon, maxlat],
+        [minlon, minlat],
+    ]

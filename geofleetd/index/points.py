@@ -286,14 +286,10 @@ class PointIndex:
             n += len(a)
         if border:
             bs = np.frombuffer(b"".join(border), dtype=_SLOT)
-            la: FloatArray
-            lo: FloatArray
             la, lo, _ = self._co.take(bs, axis=1)
-            m = la >= minlat
-            m &= la <= maxlat
-            m &= lo >= minlon
-            m &= lo <= maxlon
-            n += int(np.count_nonzero(m))
+            n += int(
+                np.count_nonzero(_box_mask(la, lo, minlat, minlon, maxlat, maxlon))
+            )
         return n
 
     def candidates_bbox(
@@ -320,14 +316,8 @@ class PointIndex:
         if not border:
             return np.frombuffer(b"".join(inner), dtype=_SLOT)
         bs = np.frombuffer(b"".join(border), dtype=_SLOT)
-        la: FloatArray
-        lo: FloatArray
         la, lo, _ = self._co.take(bs, axis=1)
-        m = la >= minlat
-        m &= la <= maxlat
-        m &= lo >= minlon
-        m &= lo <= maxlon
-        bs = bs[m]
+        bs = bs[_box_mask(la, lo, minlat, minlon, maxlat, maxlon)]
         if not inner:
             return bs
         return np.concatenate((np.frombuffer(b"".join(inner), dtype=_SLOT), bs))
@@ -336,13 +326,14 @@ class PointIndex:
         self, minlat: float, minlon: float, maxlat: float, maxlon: float
     ) -> NDArray[np.bool_]:
         """Box test over every slot (free slots hold NaN and fail it)."""
-        la = self._lat[: self._hwm]
-        lo = self._lon[: self._hwm]
-        m = la >= minlat
-        m &= la <= maxlat
-        m &= lo >= minlon
-        m &= lo <= maxlon
-        return m
+        return _box_mask(
+            self._lat[: self._hwm],
+            self._lon[: self._hwm],
+            minlat,
+            minlon,
+            maxlat,
+            maxlon,
+        )
 
     def _bbox_cells(
         self, minlat: float, minlon: float, maxlat: float, maxlon: float
@@ -896,6 +887,22 @@ class PointIndex:
         pos = np.frombuffer(self._pos, dtype=np.int32)
         pos[content] = where
         del pos  # release the buffer before the array may be resized
+
+
+def _box_mask(
+    la: FloatArray,
+    lo: FloatArray,
+    minlat: float,
+    minlon: float,
+    maxlat: float,
+    maxlon: float,
+) -> NDArray[np.bool_]:
+    """Inclusive box test per point (NaN, a free slot, fails it)."""
+    m = la >= minlat
+    m &= la <= maxlat
+    m &= lo >= minlon
+    m &= lo <= maxlon
+    return m
 
 
 def _unique(a: NDArray[np.int64]) -> NDArray[np.int64]:
